@@ -1,0 +1,1 @@
+//! Segmentation and distance metrics. (Being written.)
