@@ -141,7 +141,10 @@ fn asymmetric_directed_distances() {
     assert_eq!(d.assd_mm, 1.25);
     let swapped = surface_distances(&gt, &pred, dims, ISO).unwrap().unwrap();
     assert_eq!((swapped.directed_pred_to_gt_mm, swapped.directed_gt_to_pred_mm), (5.0, 0.0));
-    assert_eq!((swapped.hausdorff_mm, swapped.hausdorff_95_mm, swapped.assd_mm), (d.hausdorff_mm, d.hausdorff_95_mm, d.assd_mm));
+    assert_eq!(
+        (swapped.hausdorff_mm, swapped.hausdorff_95_mm, swapped.assd_mm),
+        (d.hausdorff_mm, d.hausdorff_95_mm, d.assd_mm)
+    );
 }
 
 #[test]
@@ -301,7 +304,12 @@ fn reference_surface(m: &[bool], dims: [usize; 3]) -> Vec<[usize; 3]> {
 }
 
 /// (HD, HD95, ASSD) from all pairwise surface distances; NumPy-linear percentile on a full sort.
-fn reference_distances(a: &[bool], b: &[bool], dims: [usize; 3], spacing: [f64; 3]) -> Option<(f64, f64, f64)> {
+fn reference_distances(
+    a: &[bool],
+    b: &[bool],
+    dims: [usize; 3],
+    spacing: [f64; 3],
+) -> Option<(f64, f64, f64)> {
     let (sa, sb) = (reference_surface(a, dims), reference_surface(b, dims));
     if sa.is_empty() || sb.is_empty() {
         return if sa.is_empty() && sb.is_empty() { Some((0.0, 0.0, 0.0)) } else { None };
@@ -318,7 +326,11 @@ fn reference_distances(a: &[bool], b: &[bool], dims: [usize; 3], spacing: [f64; 
     pooled.sort_by(f64::total_cmp);
     let h = (pooled.len() - 1) as f64 * 0.95;
     let lo = h.floor() as usize;
-    let hd95 = if lo + 1 < pooled.len() { pooled[lo] + (h - lo as f64) * (pooled[lo + 1] - pooled[lo]) } else { pooled[lo] };
+    let hd95 = if lo + 1 < pooled.len() {
+        pooled[lo] + (h - lo as f64) * (pooled[lo + 1] - pooled[lo])
+    } else {
+        pooled[lo]
+    };
     Some((*pooled.last().unwrap(), hd95, (mean(&ab) + mean(&ba)) / 2.0))
 }
 
@@ -390,7 +402,10 @@ fn hausdorff_px_is_hd_at_unit_spacing() {
     for _ in 0..100 {
         let dims = random_dims(&mut rng);
         let (a, b) = (rng.mask(dims), rng.mask(dims));
-        assert_eq!(hausdorff_px(&a, &b, dims).unwrap(), segmentation_scores(&a, &b, dims, ISO).unwrap().hd_mm);
+        assert_eq!(
+            hausdorff_px(&a, &b, dims).unwrap(),
+            segmentation_scores(&a, &b, dims, ISO).unwrap().hd_mm
+        );
     }
 }
 

@@ -25,7 +25,12 @@ pub fn edt_sq_mm(feature: &[bool], dims: [usize; 3], spacing_mm: [f64; 3]) -> Ve
 pub(crate) fn edt_sq_mm_into(feature: &[bool], dims: [usize; 3], spacing_mm: [f64; 3], out: &mut Vec<f64>) {
     let [nz, ny, nx] = dims;
     let n = nz * ny * nx;
-    assert_eq!(feature.len(), n, "edt_sq_mm: feature holds {} voxels but dims {dims:?} need {n}", feature.len());
+    assert_eq!(
+        feature.len(),
+        n,
+        "edt_sq_mm: feature holds {} voxels but dims {dims:?} need {n}",
+        feature.len()
+    );
     out.clear();
     out.extend(feature.iter().map(|&f| if f { 0.0 } else { f64::INFINITY }));
     if n == 0 {
@@ -246,11 +251,7 @@ mod tests {
         let mut rng = Lcg(0x5eed_ed71);
         let spacings = [[1.0, 1.0, 1.0], [2.5, 0.7, 0.7], [0.3, 1.9, 1.1], [5.0, 0.5, 3.0]];
         for case in 0..300 {
-            let dims = [
-                1 + rng.below(6) as usize,
-                1 + rng.below(9) as usize,
-                1 + rng.below(9) as usize,
-            ];
+            let dims = [1 + rng.below(6) as usize, 1 + rng.below(9) as usize, 1 + rng.below(9) as usize];
             let n: usize = dims.iter().product();
             // From nearly empty to nearly full.
             let density = 1 + rng.below(60);
@@ -262,7 +263,10 @@ mod tests {
                 if b.is_infinite() {
                     assert_eq!(a, b, "case {case} voxel {i}");
                 } else {
-                    assert!((a - b).abs() <= 1e-9 * b.max(1.0), "case {case} dims {dims:?} voxel {i}: {a} vs {b}");
+                    assert!(
+                        (a - b).abs() <= 1e-9 * b.max(1.0),
+                        "case {case} dims {dims:?} voxel {i}: {a} vs {b}"
+                    );
                 }
             }
         }

@@ -84,14 +84,25 @@ pub struct SegmentationScores {
     pub assd_mm: Option<f64>,
 }
 
-fn check_inputs(pred: &[bool], gt: &[bool], dims: [usize; 3], spacing_mm: [f64; 3]) -> Result<(), MetricsError> {
+fn check_inputs(
+    pred: &[bool],
+    gt: &[bool],
+    dims: [usize; 3],
+    spacing_mm: [f64; 3],
+) -> Result<(), MetricsError> {
     if pred.len() != gt.len() {
         return Err(MetricsError::LengthMismatch { pred: pred.len(), gt: gt.len() });
     }
     let [z, y, x] = dims;
     let expected = z.checked_mul(y).and_then(|v| v.checked_mul(x));
     if expected != Some(pred.len()) {
-        return Err(MetricsError::DimsMismatch { z, y, x, expected: expected.unwrap_or(usize::MAX), got: pred.len() });
+        return Err(MetricsError::DimsMismatch {
+            z,
+            y,
+            x,
+            expected: expected.unwrap_or(usize::MAX),
+            got: pred.len(),
+        });
     }
     if spacing_mm.iter().any(|s| !s.is_finite() || *s <= 0.0) {
         return Err(MetricsError::BadSpacing(spacing_mm));
@@ -179,7 +190,10 @@ mod tests {
         for bad in [[0.0, 1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, f64::NAN], [f64::INFINITY, 1.0, 1.0]] {
             assert!(matches!(segmentation_scores(&a, &a, [1, 2, 2], bad), Err(MetricsError::BadSpacing(_))));
         }
-        assert_eq!(hausdorff_px(&a, &[true; 3], [1, 2, 2]), Err(MetricsError::LengthMismatch { pred: 4, gt: 3 }));
+        assert_eq!(
+            hausdorff_px(&a, &[true; 3], [1, 2, 2]),
+            Err(MetricsError::LengthMismatch { pred: 4, gt: 3 })
+        );
     }
 
     #[test]
@@ -198,6 +212,9 @@ mod tests {
         let s = mask_scores(&pred, &gt, LabelSelector::Any, [1.0; 3]).unwrap();
         assert_eq!(s.dice, 2.0 / 3.0);
         let other = Mask::new(vec![0; 4], [1, 1, 4]).unwrap();
-        assert!(matches!(mask_scores(&pred, &other, LabelSelector::Any, [1.0; 3]), Err(MetricsError::GridMismatch { .. })));
+        assert!(matches!(
+            mask_scores(&pred, &other, LabelSelector::Any, [1.0; 3]),
+            Err(MetricsError::GridMismatch { .. })
+        ));
     }
 }

@@ -20,7 +20,11 @@ pub struct ConfusionCounts {
 /// `num / den`, or 1 when `den` is 0: the empty-denominator convention of the module docs
 /// (scikit-learn's `zero_division=1`). `den == 0` implies `num == 0` for every ratio here.
 fn ratio_or_one(num: u64, den: u64) -> f64 {
-    if den == 0 { 1.0 } else { num as f64 / den as f64 }
+    if den == 0 {
+        1.0
+    } else {
+        num as f64 / den as f64
+    }
 }
 
 impl ConfusionCounts {
@@ -103,7 +107,10 @@ mod tests {
     #[test]
     fn zero_denominators_score_one() {
         let all_neg = ConfusionCounts { true_neg: 5, ..Default::default() };
-        assert_eq!((all_neg.dice(), all_neg.iou(), all_neg.precision(), all_neg.recall()), (1.0, 1.0, 1.0, 1.0));
+        assert_eq!(
+            (all_neg.dice(), all_neg.iou(), all_neg.precision(), all_neg.recall()),
+            (1.0, 1.0, 1.0, 1.0)
+        );
         let all_pos = ConfusionCounts { true_pos: 5, ..Default::default() };
         assert_eq!(all_pos.specificity(), 1.0);
         assert_eq!(ConfusionCounts::default().accuracy(), 1.0);
