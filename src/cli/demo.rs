@@ -6,7 +6,7 @@ use std::io::Write;
 use super::{fmt_num, CliError};
 use crate::imaging::LabelSelector;
 use crate::io::demo::demo_cases;
-use crate::metrics::segmentation_scores;
+use crate::metrics::mask_scores;
 
 pub fn run(out: &mut dyn Write) -> Result<(), CliError> {
     let cases = demo_cases().map_err(|e| CliError::Failed(format!("embedded demo study is broken: {e}")))?;
@@ -41,7 +41,7 @@ pub fn run(out: &mut dyn Write) -> Result<(), CliError> {
         }
         // The two masks of a case, compared: a quick check that both decode onto the same grid.
         if let [(a_name, a), (b_name, b), ..] = &case.masks[..] {
-            let s = segmentation_scores(&a.binary(LabelSelector::Any), &b.binary(LabelSelector::Any), v.dims(), v.spacing_mm);
+            let s = mask_scores(a, b, LabelSelector::Any, v.spacing_mm).map_err(|e| CliError::Failed(e.to_string()))?;
             writeln!(out, "  overlap  {a_name} vs {b_name}: Dice {}", fmt_num(s.dice))?;
         }
     }

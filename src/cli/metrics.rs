@@ -5,9 +5,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::{fmt_num, CliError};
-use crate::imaging::{LabelSelector, Mask};
+use crate::imaging::LabelSelector;
 use crate::io::{load_mask, lower_name, nifti, LoadError};
-use crate::metrics::{segmentation_scores, SegmentationScores};
+use crate::metrics::mask_scores;
 
 #[derive(Debug, Args)]
 pub struct MetricsArgs {
@@ -62,7 +62,7 @@ pub fn run(args: &MetricsArgs, out: &mut dyn Write) -> Result<(), CliError> {
         None => ([1.0; 3], true),
     };
     let sel = args.label.map_or(LabelSelector::Any, LabelSelector::Label);
-    let scores = score(&pred, &gt, sel, spacing);
+    let scores = mask_scores(&pred, &gt, sel, spacing).map_err(|e| LoadError::new(&args.pred, e.to_string()))?;
     let pred_voxels = pred.count(sel);
     let gt_voxels = gt.count(sel);
     if args.json {
@@ -98,8 +98,4 @@ pub fn run(args: &MetricsArgs, out: &mut dyn Write) -> Result<(), CliError> {
         writeln!(out, "assd_mm      {}", opt(scores.assd_mm))?;
     }
     Ok(())
-}
-
-fn score(pred: &Mask, gt: &Mask, sel: LabelSelector, spacing: [f64; 3]) -> SegmentationScores {
-    segmentation_scores(&pred.binary(sel), &gt.binary(sel), gt.dims(), spacing)
 }
