@@ -7,3 +7,4 @@ pub mod cli;
 pub mod imaging;
 pub mod io;
 pub mod metrics;
+pub mod model;

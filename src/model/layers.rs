@@ -1,0 +1,132 @@
+//! Building blocks shared by the architectures, named like torch.nn so that `vb.pp(..)` paths match
+//! state-dict keys. All layers run in inference mode (BatchNorm uses its running statistics).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
+
+/// `nn.Conv2d(in, out, k, stride, padding, bias)`: weights `{prefix}.weight` (out, in/groups, k, k) and
+/// optionally `{prefix}.bias`.
+pub fn conv2d(
+    vb: VarBuilder,
+    in_c: usize,
+    out_c: usize,
+    k: usize,
+    stride: usize,
+    padding: usize,
+    bias: bool,
+) -> Result<Conv2d> {
+    let cfg = Conv2dConfig { stride, padding, ..Default::default() };
+    if bias {
+        candle_nn::conv2d(in_c, out_c, k, cfg, vb)
+    } else {
+        candle_nn::conv2d_no_bias(in_c, out_c, k, cfg, vb)
+    }
+}
+
+/// `nn.BatchNorm2d(c)` with eps 1e-5: `weight`, `bias`, `running_mean`, `running_var`
+/// (`num_batches_tracked` is ignored).
+pub fn batch_norm(vb: VarBuilder, c: usize) -> Result<BatchNorm> {
+    candle_nn::batch_norm(c, 1e-5, vb)
+}
+
+/// Applies a BatchNorm in inference mode.
+pub fn bn(bn: &BatchNorm, x: &Tensor) -> Result<Tensor> {
+    candle_nn::ModuleT::forward_t(bn, x, false)
+}
+
+/// Conv then (optional) BN then ReLU, the commonest trio.
+pub fn conv_bn_relu(conv: &Conv2d, norm: Option<&BatchNorm>, x: &Tensor) -> Result<Tensor> {
+    let mut y = conv.forward(x)?;
+    if let Some(n) = norm {
+        y = bn(n, &y)?;
+    }
+    y.relu()
+}
+
+/// `nn.MaxPool2d(kernel, stride, padding)` written as a max over the kernel's strided views. candle's
+/// `max_pool2d` has no padding and no backward when kernel ≠ stride; this form is exact, pads with −∞ as
+/// PyTorch does, and is differentiable.
+pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    if padding == 0 && kernel == stride {
+        return x.max_pool2d_with_stride(kernel, stride);
+    }
+    let (_, _, h, w) = x.dims4()?;
+    let x = if padding > 0 {
+        let neg = f32::NEG_INFINITY;
+        pad_const(x, padding, neg)?
+    } else {
+        x.clone()
+    };
+    let oh = (h + 2 * padding - kernel) / stride + 1;
+    let ow = (w + 2 * padding - kernel) / stride + 1;
+    let mut out: Option<Tensor> = None;
+    for dy in 0..kernel {
+        for dx in 0..kernel {
+            let v = strided_view(&x, dy, dx, stride, oh, ow)?;
+            out = Some(match out {
+                None => v,
+                Some(o) => o.maximum(&v)?,
+            });
+        }
+    }
+    out.ok_or_else(|| candle_core::Error::Msg("max_pool2d with a zero kernel".into()))
+}
+
+/// `nn.AvgPool2d(kernel, stride)` with no padding.
+pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+    x.avg_pool2d_with_stride(kernel, stride)
+}
+
+/// Rows dy, dy+s, ..., and columns dx, dx+s, ... (oh × ow of them).
+fn strided_view(x: &Tensor, dy: usize, dx: usize, s: usize, oh: usize, ow: usize) -> Result<Tensor> {
+    let (n, c, _, _) = x.dims4()?;
+    // Take the window [dy, dy + oh*s) then reshape to (oh, s) and keep column 0: a strided pick
+    // without gather, differentiable through narrow/reshape.
+    let need_h = oh * s;
+    let need_w = ow * s;
+    let x = pad_to(x, dy + need_h, dx + need_w)?;
+    let x = x.narrow(2, dy, need_h)?.narrow(3, dx, need_w)?;
+    let x = x.reshape((n, c, oh, s, ow, s))?;
+    x.narrow(3, 0, 1)?.narrow(5, 0, 1)?.reshape((n, c, oh, ow))
+}
+
+/// Pads bottom/right with −∞ so that narrow never runs past the edge (the padded values are never picked).
+fn pad_to(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    let (_, _, xh, xw) = x.dims4()?;
+    let mut x = x.clone();
+    if h > xh {
+        x = x.pad_with_same(2, 0, h - xh)?;
+    }
+    if w > xw {
+        x = x.pad_with_same(3, 0, w - xw)?;
+    }
+    Ok(x)
+}
+
+fn pad_const(x: &Tensor, p: usize, value: f32) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let full = Tensor::full(value, (n, c, h + 2 * p, w + 2 * p), x.device())?.to_dtype(x.dtype())?;
+    full.slice_assign(&[0..n, 0..c, p..p + h, p..p + w], x)
+}
+
+/// Nearest-neighbour upsampling by an integer factor (`nn.Upsample(scale_factor=f, mode="nearest")`),
+/// differentiable in candle.
+pub fn upsample_nearest(x: &Tensor, factor: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    x.upsample_nearest2d(h * factor, w * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn max_pool_3x3_stride2_pad1_matches_torch() {
+        // torch.nn.MaxPool2d(3, 2, 1)(torch.arange(25.).reshape(1,1,5,5)) = [[6,8,9],[16,18,19],[21,23,24]]
+        let x = Tensor::arange(0f32, 25., &Device::Cpu).unwrap().reshape((1, 1, 5, 5)).unwrap();
+        let y = max_pool2d(&x, 3, 2, 1).unwrap();
+        let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(v, vec![6., 8., 9., 16., 18., 19., 21., 23., 24.]);
+    }
+}
