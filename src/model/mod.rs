@@ -10,6 +10,9 @@ use std::collections::{HashMap, HashSet};
 use candle_core::Tensor;
 
 pub mod layers;
+pub mod manifest;
+pub mod preprocess;
+pub mod weights;
 
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
