@@ -29,8 +29,16 @@ fn values(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
 
-const TINY_NAMES: [&str; 8] =
-    ["bn.bias", "bn.running_mean", "bn.running_var", "bn.weight", "conv.bias", "conv.weight", "fc.bias", "fc.weight"];
+const TINY_NAMES: [&str; 8] = [
+    "bn.bias",
+    "bn.running_mean",
+    "bn.running_var",
+    "bn.weight",
+    "conv.bias",
+    "conv.weight",
+    "fc.bias",
+    "fc.weight",
+];
 
 fn loaded(name: &str) -> StateDict {
     let mut sd = load_state_dict(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -81,10 +89,18 @@ fn dataparallel_prefix_is_present_before_normalisation() {
 fn legacy_densenet_names_are_mapped_like_torchvision() {
     let sd = loaded("densenet_legacy.pth");
     let p = "features.denseblock1.denselayer1.";
-    let mut want: Vec<String> = ["norm1.weight", "norm1.bias", "norm1.running_mean", "norm1.running_var", "conv1.weight", "norm2.weight", "conv2.weight"]
-        .iter()
-        .map(|s| format!("{p}{s}"))
-        .collect();
+    let mut want: Vec<String> = [
+        "norm1.weight",
+        "norm1.bias",
+        "norm1.running_mean",
+        "norm1.running_var",
+        "conv1.weight",
+        "norm2.weight",
+        "conv2.weight",
+    ]
+    .iter()
+    .map(|s| format!("{p}{s}"))
+    .collect();
     want.push("features.norm5.weight".into());
     want.sort();
     assert_eq!(sd.names(), want.iter().map(String::as_str).collect::<Vec<_>>());
@@ -123,7 +139,8 @@ fn checked_weights_build_a_network_matching_torch() {
     assert!(report.ignored.is_empty());
 
     let r = reference();
-    let shape: Vec<usize> = r["tiny_input_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> =
+        r["tiny_input_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     let x = Tensor::from_vec(floats(&r["tiny_input"]), shape, &dev).unwrap();
     let got = values(&net.forward(&x).unwrap());
     let want = floats(&r["tiny_logits"]);
@@ -151,7 +168,10 @@ fn checked_weights_report_every_problem_in_one_line() {
         err.contains("2 mis-shaped (fc.bias: file [2], model [3], fc.weight: file [2, 4], model [3, 4])"),
         "{err}"
     );
-    assert!(err.contains("4 unexpected (bn.bias [4], bn.running_mean [4], bn.running_var [4], ...)"), "{err}");
+    assert!(
+        err.contains("4 unexpected (bn.bias [4], bn.running_mean [4], bn.running_var [4], ...)"),
+        "{err}"
+    );
     assert!(err.ends_with("tiny.safetensors"), "{err}");
 }
 
@@ -188,8 +208,10 @@ fn bad_checkpoints_give_one_line_errors_naming_the_file() {
     assert!(m.contains("empty"), "{m}");
     let m = one_line_error_naming(load_state_dict(&fixture("not_a_checkpoint.pth")), "not_a_checkpoint.pth");
     assert!(m.starts_with("not a PyTorch state dict"), "{m}");
-    let m = one_line_error_naming(load_state_dict(&fixture("truncated.safetensors")), "truncated.safetensors");
+    let m =
+        one_line_error_naming(load_state_dict(&fixture("truncated.safetensors")), "truncated.safetensors");
     assert!(m.starts_with("not a valid safetensors file"), "{m}");
+    assert_eq!(m.matches("truncated.safetensors").count(), 1, "the path once: {m}");
     let m = one_line_error_naming(load_state_dict(&fixture("reference.json")), "reference.json");
     assert!(m.starts_with("unknown checkpoint type '.json'"), "{m}");
     // A text file named .safetensors.
@@ -212,7 +234,8 @@ fn f16_safetensors_are_saved_atomically_and_load_back() {
     assert_same(&sd, &loaded_path(&path), 1e-3);
     // Overwrites an existing file.
     save_safetensors_f16(&path, &sd.tensors).unwrap();
-    let err = save_safetensors_f16(&dir.path().join("missing/dir/x.safetensors"), &HashMap::new()).unwrap_err();
+    let err =
+        save_safetensors_f16(&dir.path().join("missing/dir/x.safetensors"), &HashMap::new()).unwrap_err();
     assert!(err.to_string().ends_with("x.safetensors"), "{err}");
 }
 
@@ -292,19 +315,43 @@ fn a_full_manifest_parses() {
 fn each_invalid_field_gives_a_one_line_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str, &str)] = &[
-        ("arch = \"smp-unet\"", "arch = \"vit\"", "field 'arch': \"vit\" is not one of unet, resnet-unet, smp-unet, densenet121"),
-        ("encoder = \"resnet34\"", "encoder = \"resnet99\"", "field 'encoder': \"resnet99\" is not one of resnet18, resnet34, resnet50, densenet121"),
+        (
+            "arch = \"smp-unet\"",
+            "arch = \"vit\"",
+            "field 'arch': \"vit\" is not one of unet, resnet-unet, smp-unet, densenet121",
+        ),
+        (
+            "encoder = \"resnet34\"",
+            "encoder = \"resnet99\"",
+            "field 'encoder': \"resnet99\" is not one of resnet18, resnet34, resnet50, densenet121",
+        ),
         ("encoder = \"resnet34\"\n", "", "field 'encoder': required for arch \"smp-unet\""),
-        ("task = \"segmentation\"", "task = \"classification\"", "field 'task': arch \"smp-unet\" does segmentation"),
+        (
+            "task = \"segmentation\"",
+            "task = \"classification\"",
+            "field 'task': arch \"smp-unet\" does segmentation",
+        ),
         ("task = \"segmentation\"", "task = \"detection\"", "field 'task': \"detection\" is not one of"),
-        ("activation = \"sigmoid\"", "activation = \"relu\"", "field 'activation': \"relu\" is not one of sigmoid, softmax"),
-        ("activation = \"sigmoid\"", "activation = \"softmax\"", "field 'activation': \"softmax\" needs at least 2 classes"),
+        (
+            "activation = \"sigmoid\"",
+            "activation = \"relu\"",
+            "field 'activation': \"relu\" is not one of sigmoid, softmax",
+        ),
+        (
+            "activation = \"sigmoid\"",
+            "activation = \"softmax\"",
+            "field 'activation': \"softmax\" needs at least 2 classes",
+        ),
         ("input_size = [256, 192]", "input_size = [0, 192]", "field 'input_size'"),
         ("input_size = [256, 192]", "input_size = [256, 5000]", "field 'input_size'"),
         ("input_size = [256, 192]", "input_size = 256", "field 'input_size'"),
         ("in_channels = 3", "in_channels = 2", "field 'in_channels': 2 is not 1 or 3"),
         ("in_channels = 3", "in_channels = 1", "field 'normalize': \"imagenet\" needs in_channels = 3"),
-        ("normalize = \"imagenet\"", "normalize = \"zscore\"", "field 'normalize': \"zscore\" is not one of imagenet, unit, xrv"),
+        (
+            "normalize = \"imagenet\"",
+            "normalize = \"zscore\"",
+            "field 'normalize': \"zscore\" is not one of imagenet, unit, xrv",
+        ),
         ("window = [-600, 1500]", "window = [-600, 0]", "field 'window'"),
         ("classes = [\"ggo\"]", "classes = []", "field 'classes'"),
         ("threshold = 0.4", "threshold = 1.0", "field 'threshold': 1 is not in (0, 1)"),
@@ -326,9 +373,14 @@ fn each_invalid_field_gives_a_one_line_error_naming_it() {
         assert!(err.ends_with(&format!("case{i}/model.toml")), "case {i}: {err}");
     }
     // A classifier with an encoder.
-    let text = FULL.replace("arch = \"smp-unet\"", "arch = \"densenet121\"").replace("segmentation", "classification");
+    let text = FULL
+        .replace("arch = \"smp-unet\"", "arch = \"densenet121\"")
+        .replace("segmentation", "classification");
     let err = load_manifest(&model_dir(tmp.path(), "enc", &text)).unwrap_err().to_string();
-    assert!(err.starts_with("field 'encoder': \"resnet34\" given, but arch \"densenet121\" takes no encoder"), "{err}");
+    assert!(
+        err.starts_with("field 'encoder': \"resnet34\" given, but arch \"densenet121\" takes no encoder"),
+        "{err}"
+    );
     // Not TOML at all, and a missing file.
     let err = load_manifest(&model_dir(tmp.path(), "junk", "this is [not toml")).unwrap_err().to_string();
     assert!(!err.contains('\n') && err.ends_with("junk/model.toml"), "{err}");
@@ -353,7 +405,8 @@ fn models_resolve_by_path_folder_and_name() {
     assert!(!err.contains('\n'), "{err}");
     assert!(err.contains("built-in: chest-xray, ggo-resnet34-unet"), "{err}");
     assert!(err.ends_with("resnet-9000"), "{err}");
-    let err = resolve_model(builtin.join("empty-folder").to_str().unwrap(), &builtin).unwrap_err().to_string();
+    let err =
+        resolve_model(builtin.join("empty-folder").to_str().unwrap(), &builtin).unwrap_err().to_string();
     assert!(err.starts_with("folder has no model.toml"), "{err}");
 }
 
@@ -380,7 +433,12 @@ fn bilinear_resize_equals_torch() {
     eprintln!("worst relative difference to torch: {worst:e}");
 }
 
-fn manifest_for(tmp: &Path, normalize: &str, channels: usize, window: Option<&str>) -> radlens::model::manifest::Manifest {
+fn manifest_for(
+    tmp: &Path,
+    normalize: &str,
+    channels: usize,
+    window: Option<&str>,
+) -> radlens::model::manifest::Manifest {
     let mut text = FULL
         .replace("normalize = \"imagenet\"", &format!("normalize = \"{normalize}\""))
         .replace("in_channels = 3", &format!("in_channels = {channels}"))

@@ -370,7 +370,11 @@ fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
     for lead in ["missing field `", "unknown field `"] {
         if let Some(rest) = msg.strip_prefix(lead) {
             if let Some((field, tail)) = rest.split_once('`') {
-                let what = if lead.starts_with("missing") { "missing".to_string() } else { format!("unknown field{tail}") };
+                let what = if lead.starts_with("missing") {
+                    "missing".to_string()
+                } else {
+                    format!("unknown field{tail}")
+                };
                 return format!("field '{field}': {what}");
             }
         }
@@ -398,7 +402,9 @@ fn check(raw: RawManifest, dir: PathBuf, path: &Path) -> Result<Manifest, String
     let allowed = arch.encoders();
     let encoder = match (&raw.encoder, allowed.is_empty()) {
         (None, true) => None,
-        (Some(e), true) => return Err(format!("field 'encoder': \"{e}\" given, but arch \"{arch}\" takes no encoder")),
+        (Some(e), true) => {
+            return Err(format!("field 'encoder': \"{e}\" given, but arch \"{arch}\" takes no encoder"))
+        }
         (None, false) => return Err(format!("field 'encoder': required for arch \"{arch}\"")),
         (Some(e), false) => {
             let names: Vec<&str> = allowed.iter().map(|a| a.name()).collect();
@@ -426,7 +432,9 @@ fn check(raw: RawManifest, dir: PathBuf, path: &Path) -> Result<Manifest, String
     let [h, w] = raw.input_size;
     let side = |v: i64| v >= 1 && v <= MAX_INPUT_SIDE as i64;
     if !side(h) || !side(w) {
-        return Err(format!("field 'input_size': [{h}, {w}] must be [height, width], each 1..={MAX_INPUT_SIDE}"));
+        return Err(format!(
+            "field 'input_size': [{h}, {w}] must be [height, width], each 1..={MAX_INPUT_SIDE}"
+        ));
     }
     let in_channels = match raw.in_channels {
         1 => 1,
@@ -440,7 +448,10 @@ fn check(raw: RawManifest, dir: PathBuf, path: &Path) -> Result<Manifest, String
         other => return Err(one_of("normalize", other, &["imagenet", "unit", "xrv"])),
     };
     if normalize == Normalize::Imagenet && in_channels != 3 {
-        return Err("field 'normalize': \"imagenet\" needs in_channels = 3 (use \"unit\" or \"xrv\" for 1 channel)".into());
+        return Err(
+            "field 'normalize': \"imagenet\" needs in_channels = 3 (use \"unit\" or \"xrv\" for 1 channel)"
+                .into(),
+        );
     }
 
     let window = match raw.window {
@@ -460,7 +471,9 @@ fn check(raw: RawManifest, dir: PathBuf, path: &Path) -> Result<Manifest, String
         return Err(format!("field 'classes': empty class name \"{c}\""));
     }
     if activation == Activation::Softmax && raw.classes.len() < 2 {
-        return Err("field 'activation': \"softmax\" needs at least 2 classes (use \"sigmoid\" for one)".into());
+        return Err(
+            "field 'activation': \"softmax\" needs at least 2 classes (use \"sigmoid\" for one)".into()
+        );
     }
 
     let threshold = raw.threshold.unwrap_or(0.5);

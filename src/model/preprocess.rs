@@ -78,13 +78,7 @@ pub fn to_u8_grey(slice: &[f32], unit_is_hu: bool, window: Option<WindowLevel>) 
     let range = hi - lo;
     slice
         .iter()
-        .map(|&v| {
-            if !v.is_finite() || range <= 0.0 {
-                0.0
-            } else {
-                (((v - lo) / range) * 255.0).round()
-            }
-        })
+        .map(|&v| if !v.is_finite() || range <= 0.0 { 0.0 } else { (((v - lo) / range) * 255.0).round() })
         .collect()
 }
 
@@ -217,7 +211,10 @@ mod tests {
     fn grey_values() {
         // Lung window [-600, 1500]: -1350.5 and below → 0, 149.5 and above → 255, -600 → 128.
         let w = WindowLevel::new(-600.0, 1500.0);
-        assert_eq!(to_u8_grey(&[-2000.0, -600.0, 500.0, f32::NAN], true, Some(w)), vec![0.0, 128.0, 255.0, 0.0]);
+        assert_eq!(
+            to_u8_grey(&[-2000.0, -600.0, 500.0, f32::NAN], true, Some(w)),
+            vec![0.0, 128.0, 255.0, 0.0]
+        );
         // Raw 8-bit values pass through; wider ranges are min-max scaled; constants give 0.
         assert_eq!(to_u8_grey(&[0.0, 17.5, 255.0], false, Some(w)), vec![0.0, 17.5, 255.0]);
         assert_eq!(to_u8_grey(&[100.0, 600.0, 1100.0], false, None), vec![0.0, 128.0, 255.0]);

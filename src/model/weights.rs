@@ -84,7 +84,8 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
 /// one of [`WRAPPER_KEYS`]. Every tensor comes back as F32 on the CPU; integer tensors are dropped.
 /// Names are as stored: call [`normalize_names`] next.
 pub fn load_state_dict(path: &Path) -> Result<StateDict, ModelError> {
-    let meta = std::fs::metadata(path).map_err(|e| weights_error(path, format!("cannot read checkpoint ({e})")))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| weights_error(path, format!("cannot read checkpoint ({e})")))?;
     if !meta.is_file() {
         return Err(weights_error(path, "checkpoint is not a file"));
     }
@@ -111,8 +112,11 @@ pub fn load_state_dict(path: &Path) -> Result<StateDict, ModelError> {
 fn load_safetensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
     // SAFETY: the map is read-only and lives only while the tensors are copied out of it below; a file
     // truncated by another process meanwhile could fault, the same risk every mmap loader takes.
-    let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }
-        .map_err(|e| weights_error(path, format!("not a valid safetensors file ({})", one_line(&e))))?;
+    let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.map_err(|e| {
+        // candle prefixes `path: "..." `; the path ends our message already.
+        let why = one_line(&e).replace(&format!("path: {path:?} "), "");
+        weights_error(path, format!("not a valid safetensors file ({why})"))
+    })?;
     let mut out = HashMap::new();
     for (name, view) in st.tensors() {
         let t = view
@@ -188,11 +192,8 @@ pub fn normalize_names(sd: &mut StateDict) {
                 .collect();
         }
     }
-    let renames: Vec<(String, String)> = sd
-        .tensors
-        .keys()
-        .filter_map(|k| legacy_densenet_name(k).map(|n| (k.clone(), n)))
-        .collect();
+    let renames: Vec<(String, String)> =
+        sd.tensors.keys().filter_map(|k| legacy_densenet_name(k).map(|n| (k.clone(), n))).collect();
     for (old, new) in renames {
         if let Some(t) = sd.tensors.remove(&old) {
             sd.tensors.insert(new, t);
