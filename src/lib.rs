@@ -8,3 +8,4 @@ pub mod imaging;
 pub mod io;
 pub mod metrics;
 pub mod model;
+pub mod pipeline;

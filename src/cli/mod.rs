@@ -7,6 +7,7 @@ mod demo;
 mod export;
 mod info;
 mod metrics;
+mod predict;
 
 use std::io::Write;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Score a predicted mask against a ground-truth mask (Dice, IoU, Hausdorff, ...).
     Metrics(metrics::MetricsArgs),
+    /// Run a model on a study: segmentation probabilities / masks, or class probabilities.
+    Predict(predict::PredictArgs),
     /// Benchmarks (timings are printed, never asserted).
     Bench(bench::BenchArgs),
 }
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Info(a)) => info::run(&a, &mut out),
         Some(Command::Export(a)) => export::run(&a, &mut out),
         Some(Command::Metrics(a)) => metrics::run(&a, &mut out),
+        Some(Command::Predict(a)) => predict::run(&a, &mut out),
         Some(Command::Bench(a)) => bench::run(&a, &mut out),
     };
     let _ = out.flush();
@@ -90,6 +94,27 @@ pub fn run(cli: Cli) -> i32 {
         Err(e) => {
             eprintln!("error: {e}");
             e.exit_code()
+        }
+    }
+}
+
+/// `--device`: where models run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// CUDA when this build has it and a GPU is present, else the CPU.
+    Auto,
+    Cpu,
+    /// CUDA; falls back to the CPU with a note when no GPU (or no CUDA build) is available.
+    Cuda,
+}
+
+impl From<DeviceArg> for crate::model::weights::DeviceChoice {
+    fn from(d: DeviceArg) -> Self {
+        use crate::model::weights::DeviceChoice;
+        match d {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Cuda => DeviceChoice::Cuda,
         }
     }
 }

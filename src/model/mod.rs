@@ -10,9 +10,26 @@ use std::collections::{HashMap, HashSet};
 use candle_core::Tensor;
 
 pub mod layers;
+mod loaded;
+pub mod registry;
+
+pub use loaded::{load_model, probabilities_to_labels, LoadedModel, PREDICT_BATCH};
 pub mod manifest;
 pub mod preprocess;
 pub mod weights;
+
+/// Where the built-in models live: `$RADLENS_WEIGHTS` if set, else `weights/` beside the executable's
+/// package (the repository's `weights/` for `cargo run`), else `weights/` in the current folder.
+pub fn builtin_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("RADLENS_WEIGHTS") {
+        return dir.into();
+    }
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
+    if repo.is_dir() {
+        return repo;
+    }
+    std::path::PathBuf::from("weights")
+}
 
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
