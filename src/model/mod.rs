@@ -10,6 +10,10 @@ use std::collections::{HashMap, HashSet};
 use candle_core::Tensor;
 
 pub mod layers;
+pub mod resnet;
+pub mod resnet_unet;
+pub mod smp_unet;
+pub mod unet;
 
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
