@@ -174,6 +174,30 @@ pub fn fit_to(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     Ok(x)
 }
 
+/// `conv.forward(x)`, made safe for backprop when a strided convolution leaves a different remainder in
+/// height and width (e.g. 5×6 → 3×3 at stride 2). candle 0.11's conv2d backward computes the transposed
+/// convolution's `output_padding` from the height only and uses it for both axes, so the input gradient
+/// comes back one column short and the backward fails with a shape mismatch. Zero rows/columns appended
+/// at the bottom/right equalise the remainders: they only ever meet the kernel where PyTorch's own zero
+/// padding was, so the output is unchanged and their gradient is dropped by the pad's backward.
+pub fn conv2d_fwd(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+    let cfg = conv.config();
+    if cfg.stride <= 1 {
+        return conv.forward(x);
+    }
+    let (_, _, kh, kw) = conv.weight().dims4()?;
+    let (_, _, h, w) = x.dims4()?;
+    let (s, p, d) = (cfg.stride, cfg.padding, cfg.dilation);
+    let rem = |n: usize, k: usize| (n + 2 * p - d * (k - 1) - 1) % s;
+    let (rh, rw) = (rem(h, kh), rem(w, kw));
+    let x = match rh.cmp(&rw) {
+        std::cmp::Ordering::Equal => x.clone(),
+        std::cmp::Ordering::Less => x.pad_with_zeros(2, 0, rw - rh)?,
+        std::cmp::Ordering::Greater => x.pad_with_zeros(3, 0, rh - rw)?,
+    };
+    conv.forward(&x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,7 +111,7 @@ impl ConvBn {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        bn(&self.bn, &self.conv.forward(x)?)
+        bn(&self.bn, &layers::conv2d_fwd(&self.conv, x)?)
     }
 }
 
