@@ -76,7 +76,11 @@ fn smp_unet_resnet18_matches_torch() {
 
 #[test]
 fn smp_unet_resnet34_from_pth_matches_torch() {
-    check_case("smp_unet_resnet34", smp_net("smp_unet_resnet34", 34, &[32, 16, 8, 8, 8], 1).as_ref(), &SMP_LAYERS);
+    check_case(
+        "smp_unet_resnet34",
+        smp_net("smp_unet_resnet34", 34, &[32, 16, 8, 8, 8], 1).as_ref(),
+        &SMP_LAYERS,
+    );
 }
 
 #[test]
@@ -88,12 +92,20 @@ fn smp_unet_resnet50_odd_size_matches_torch() {
 
 #[test]
 fn resnet_unet_18_matches_torch() {
-    check_case("resnet_unet_18", resnet_unet_net("resnet_unet_18", 18, [32, 16, 8, 8]).as_ref(), &RESNET_UNET_LAYERS);
+    check_case(
+        "resnet_unet_18",
+        resnet_unet_net("resnet_unet_18", 18, [32, 16, 8, 8]).as_ref(),
+        &RESNET_UNET_LAYERS,
+    );
 }
 
 #[test]
 fn resnet_unet_50_odd_size_matches_torch() {
-    check_case("resnet_unet_50", resnet_unet_net("resnet_unet_50", 50, [32, 16, 16, 8]).as_ref(), &RESNET_UNET_LAYERS);
+    check_case(
+        "resnet_unet_50",
+        resnet_unet_net("resnet_unet_50", 50, [32, 16, 16, 8]).as_ref(),
+        &RESNET_UNET_LAYERS,
+    );
 }
 
 #[test]
@@ -148,7 +160,10 @@ fn check_gradients(case: &str, net: &dyn Network) {
     let mut tap = Tap::recording(["encoder.layer4"]);
     let y = net.forward_tap(xv.as_tensor(), &mut tap).unwrap();
     let grads = y.sum_all().unwrap().backward().unwrap();
-    assert_nonzero_finite(&format!("{case} d/dx"), grads.get(xv.as_tensor()).expect("no gradient at the input"));
+    assert_nonzero_finite(
+        &format!("{case} d/dx"),
+        grads.get(xv.as_tensor()).expect("no gradient at the input"),
+    );
     let act = tap.get("encoder.layer4").unwrap();
     assert!(grads.get(act).is_none(), "candle now keeps intermediate gradients: simplify the XAI recipe");
 
@@ -249,4 +264,48 @@ fn full_size_smp_unet_matches_torch() {
         times.sort_by(f64::total_cmp);
         eprintln!("smp Unet resnet{depth} 1×3×256² forward: min {:.3} s, median {:.3} s", times[0], times[1]);
     }
+}
+
+/// d sum(output) / d input equals PyTorch's on odd sizes (strided convs with unequal remainders, non-integer
+/// nearest resizes, crops/pads): the gradients the XAI methods see are the right ones.
+#[test]
+fn input_gradients_match_torch_on_odd_sizes() {
+    let cases: [(&str, Box<dyn Network>); 3] = [
+        ("smp_unet_resnet50", smp_net("smp_unet_resnet50", 50, &[32, 16, 16, 8, 8], 1)),
+        ("resnet_unet_50", resnet_unet_net("resnet_unet_50", 50, [32, 16, 16, 8])),
+        (
+            "unet",
+            Box::new(
+                Unet::new(weights(&case_dir("unet")), &UnetConfig::standard().with_base_width(4), 1).unwrap(),
+            ),
+        ),
+    ];
+    for (case, net) in cases {
+        let dir = case_dir(case);
+        let xv = Var::from_tensor(&npy(&dir.join("input.npy"))).unwrap();
+        let y = net.forward(xv.as_tensor()).unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert_close(
+            &format!("{case} d sum(y)/dx"),
+            grads.get(xv.as_tensor()).unwrap(),
+            &npy(&dir.join("input_grad.npy")),
+        );
+    }
+}
+
+#[test]
+fn max_pool_floor_gradient_is_one_at_each_maximum() {
+    use radlens::model::layers::max_pool2d_floor;
+    // 5 × 5 with distinct values: floor mode pools the top-left 4 × 4; the maxima get gradient 1 (candle's
+    // own max_pool2d backward gives 0.25 there, and misplaces it on odd sizes).
+    let x =
+        Var::from_tensor(&Tensor::arange(0f32, 25., &Device::Cpu).unwrap().reshape((1, 1, 5, 5)).unwrap())
+            .unwrap();
+    let y = max_pool2d_floor(x.as_tensor(), 2).unwrap();
+    assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![6., 8., 16., 18.]);
+    let g = y.sum_all().unwrap().backward().unwrap();
+    let g: Vec<f32> = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let ones: Vec<usize> = g.iter().enumerate().filter(|(_, v)| **v == 1.0).map(|(i, _)| i).collect();
+    assert_eq!(ones, vec![6, 8, 16, 18]);
+    assert_eq!(g.iter().sum::<f32>(), 4.0);
 }

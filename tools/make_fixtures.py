@@ -272,7 +272,7 @@ def manifest(case, arch, encoder, weights, task, activation, input_hw, classes, 
     return "\n".join(lines) + "\n"
 
 
-def save_case(case, model, x, layers, weights_format, toml_text, f16=True):
+def save_case(case, model, x, layers, weights_format, toml_text, f16=True, input_grad=False):
     from safetensors.torch import save_file
 
     out = os.path.join(ROOT, case)
@@ -300,6 +300,11 @@ def save_case(case, model, x, layers, weights_format, toml_text, f16=True):
     np.save(os.path.join(out, "output.npy"), y.numpy().astype(np.float32))
     for n, a in acts.items():
         np.save(os.path.join(out, f"{n}.npy"), a.numpy().astype(np.float32))
+    if input_grad:
+        # d sum(output) / d input: checks candle's backward (strided convs on odd sizes, resizes, crops).
+        xg = x.clone().requires_grad_(True)
+        model(xg).sum().backward()
+        np.save(os.path.join(out, "input_grad.npy"), xg.grad.numpy().astype(np.float32))
     with open(os.path.join(out, "model.toml"), "w") as fh:
         fh.write(toml_text)
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
@@ -327,7 +332,7 @@ def make_fixtures():
                         classes, "encoder.layer4",
                         {"base_width": width, "decoder_channels": list(dc), "encoder_depth": len(dc)})
         total += save_case(case, model, inp(depth, *hw), ["encoder.layer4", "decoder.blocks.2"], fmt, toml,
-                           f16=(fmt != "pth"))
+                           f16=(fmt != "pth"), input_grad=(depth == 50))
 
     # The GGO paper's ResNet U-Net.
     for depth, width, dc, hw in [(18, 8, (32, 16, 8, 8), (64, 64)), (50, 8, (32, 16, 16, 8), (72, 72))]:
@@ -336,14 +341,15 @@ def make_fixtures():
         case = f"resnet_unet_{depth}"
         toml = manifest(case, "resnet-unet", f"resnet{depth}", "weights.safetensors", "segmentation", "sigmoid",
                         hw, seg_names, "encoder.layer4", {"base_width": width, "decoder_channels": list(dc)})
-        total += save_case(case, model, inp(depth + 1, *hw), ["encoder.layer4", "decoder.1"], "safetensors", toml)
+        total += save_case(case, model, inp(depth + 1, *hw), ["encoder.layer4", "decoder.1"], "safetensors", toml,
+                           input_grad=(depth == 50))
 
     # milesial's U-Net, odd size so that F.pad matters.
     torch.manual_seed(7)
     model = randomize(UNet(3, 1, bilinear=False, w=4), seed=300)
     toml = manifest("unet", "unet", "none", "weights.safetensors", "segmentation", "sigmoid", (60, 68), seg_names,
                     "down4", {"base_width": 4, "bilinear": False})
-    total += save_case("unet", model, inp(3, 60, 68), ["down4", "up4"], "safetensors", toml)
+    total += save_case("unet", model, inp(3, 60, 68), ["down4", "up4"], "safetensors", toml, input_grad=True)
 
     # torchvision ResNet-50 classifier.
     torch.manual_seed(50)

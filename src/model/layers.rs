@@ -198,6 +198,20 @@ pub fn conv2d_fwd(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
     conv.forward(&x)
 }
 
+/// `nn.MaxPool2d(k)` (stride k, floor mode) with a correct backward for any size. candle 0.11's max-pool
+/// backward is wrong twice: it multiplies the gradient by the fraction of maxima in the window (1/k² for a
+/// unique maximum) where it means to divide, and it maps the pooled map back with nearest-neighbour
+/// indices that are misaligned when the size is not a multiple of `k`. This form crops what floor mode
+/// ignores, then takes max reductions over a (h/k, k, w/k, k) view, whose backward is exact. (The same
+/// flaw affects `max_pool2d(x, k, k, 0)` above, which delegates to candle's op.)
+pub fn max_pool2d_floor(x: &Tensor, k: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / k, w / k);
+    let x =
+        if (oh * k, ow * k) != (h, w) { x.narrow(2, 0, oh * k)?.narrow(3, 0, ow * k)? } else { x.clone() };
+    x.reshape((n, c, oh, k, ow, k))?.max(5)?.max(3)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -187,7 +187,13 @@ impl ResNetBackbone {
             let lvb = vb.pp(format!("layer{}", l + 1));
             let mut blocks = Vec::with_capacity(n);
             for b in 0..n {
-                blocks.push(Block::new(lvb.pp(b), config.block, in_c, planes, if b == 0 { stride } else { 1 })?);
+                blocks.push(Block::new(
+                    lvb.pp(b),
+                    config.block,
+                    in_c,
+                    planes,
+                    if b == 0 { stride } else { 1 },
+                )?);
                 in_c = planes * config.block.expansion();
             }
             all.push(blocks);

@@ -87,7 +87,11 @@ impl UpBlock {
             bn1: layers::batch_norm(vb.pp("bn1"), out_c)?,
             conv2: layers::conv2d(vb.pp("conv2"), out_c, out_c, 3, 1, 1, false)?,
             bn2: layers::batch_norm(vb.pp("bn2"), out_c)?,
-            proj: if up_c != out_c { Some(layers::conv2d(vb.pp("proj"), up_c, out_c, 1, 1, 0, false)?) } else { None },
+            proj: if up_c != out_c {
+                Some(layers::conv2d(vb.pp("proj"), up_c, out_c, 1, 1, 0, false)?)
+            } else {
+                None
+            },
         })
     }
 

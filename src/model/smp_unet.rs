@@ -93,7 +93,12 @@ pub struct SmpUnet {
 
 /// `smp.Unet(encoder_name="resnet{depth}")` with the encoder at `config`'s depth. `vb` is the root of the
 /// state dict.
-pub fn smp_unet_resnet(vb: VarBuilder, depth: usize, config: &SmpUnetConfig, classes: usize) -> Result<SmpUnet> {
+pub fn smp_unet_resnet(
+    vb: VarBuilder,
+    depth: usize,
+    config: &SmpUnetConfig,
+    classes: usize,
+) -> Result<SmpUnet> {
     smp_unet_resnet_with(vb, &ResNetConfig::by_depth(depth)?, config, classes)
 }
 

@@ -143,7 +143,7 @@ impl Network for Unet {
         let mut skips = vec![tap.visit("inc", self.inc.forward(x)?)];
         for (k, d) in self.downs.iter().enumerate() {
             let prev = skips.last().ok_or_else(|| candle_core::Error::Msg("empty U-Net".into()))?;
-            let y = d.forward(&prev.max_pool2d(2)?)?;
+            let y = d.forward(&layers::max_pool2d_floor(prev, 2)?)?;
             skips.push(tap.visit(&format!("down{}", k + 1), y));
         }
         let mut y = skips[4].clone();
