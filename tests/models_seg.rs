@@ -54,7 +54,11 @@ fn check_case(case: &str, net: &dyn Network, layers: &[&str]) {
 }
 
 fn smp_net(case: &str, depth: usize, decoder: &[usize], classes: usize) -> Box<dyn Network> {
-    let resnet = ResNetConfig::by_depth(depth).unwrap().with_base_width(8);
+    smp_net_w(case, depth, 8, decoder, classes)
+}
+
+fn smp_net_w(case: &str, depth: usize, width: usize, decoder: &[usize], classes: usize) -> Box<dyn Network> {
+    let resnet = ResNetConfig::by_depth(depth).unwrap().with_base_width(width);
     let cfg = SmpUnetConfig::with_decoder_channels(decoder);
     Box::new(smp_unet_resnet_with(weights(&case_dir(case)), &resnet, &cfg, classes).unwrap())
 }
@@ -78,7 +82,7 @@ fn smp_unet_resnet18_matches_torch() {
 fn smp_unet_resnet34_from_pth_matches_torch() {
     check_case(
         "smp_unet_resnet34",
-        smp_net("smp_unet_resnet34", 34, &[32, 16, 8, 8, 8], 1).as_ref(),
+        smp_net_w("smp_unet_resnet34", 34, 6, &[32, 16, 8, 8, 8], 1).as_ref(),
         &SMP_LAYERS,
     );
 }
@@ -88,6 +92,15 @@ fn smp_unet_resnet50_odd_size_matches_torch() {
     // 72 × 88 input: stage sizes 3×3 → 5×6 etc., smp's interpolate-to-skip-size path.
     let net = smp_net("smp_unet_resnet50", 50, &[32, 16, 16, 8, 8], 1);
     check_case("smp_unet_resnet50", net.as_ref(), &SMP_LAYERS);
+}
+
+#[test]
+fn smp_unet_resnet18_encoder_depth3_matches_torch() {
+    let net = smp_net_w("smp_unet_resnet18_depth3", 18, 4, &[16, 8, 8], 1);
+    check_case("smp_unet_resnet18_depth3", net.as_ref(), &["encoder.layer2", "decoder.blocks.2"]);
+    let mut tap = Tap::none();
+    net.forward_tap(&npy(&case_dir("smp_unet_resnet18_depth3").join("input.npy")), &mut tap).unwrap();
+    assert!(!tap.visited().iter().any(|n| n == "encoder.layer3"), "{:?}", tap.visited());
 }
 
 #[test]
@@ -112,6 +125,13 @@ fn resnet_unet_50_odd_size_matches_torch() {
 fn unet_odd_size_matches_torch() {
     let net = Unet::new(weights(&case_dir("unet")), &UnetConfig::standard().with_base_width(4), 1).unwrap();
     check_case("unet", &net, &["down4", "up4"]);
+}
+
+#[test]
+fn unet_bilinear_matches_torch() {
+    let cfg = UnetConfig { bilinear: true, ..UnetConfig::standard().with_base_width(4) };
+    let net = Unet::new(weights(&case_dir("unet/bilinear")), &cfg, 1).unwrap();
+    check_case("unet/bilinear", &net, &["down4", "up4"]);
 }
 
 #[test]
@@ -221,8 +241,7 @@ fn replacing_layer4_changes_the_output() {
 
 #[test]
 fn mismatched_decoder_depth_is_an_error() {
-    // A depth-5 ResNet encoder with four decoder channels: the encoder is built at depth 4, so this works;
-    // but a hand-built encoder of the wrong depth must be refused.
+    // A five-stage encoder handed to a four-block decoder must be refused, not silently mis-wired.
     use radlens::model::resnet::ResNetEncoder;
     use radlens::model::smp_unet::SmpUnet;
     let vb = weights(&case_dir("smp_unet_resnet18"));

@@ -278,7 +278,8 @@ def save_case(case, model, x, layers, weights_format, toml_text, f16=True, input
     out = os.path.join(ROOT, case)
     os.makedirs(out, exist_ok=True)
     for f in os.listdir(out):
-        os.remove(os.path.join(out, f))
+        if os.path.isfile(os.path.join(out, f)):
+            os.remove(os.path.join(out, f))
     if f16:
         round_f16(model)
     acts = {}
@@ -307,7 +308,7 @@ def save_case(case, model, x, layers, weights_format, toml_text, f16=True, input
         np.save(os.path.join(out, "input_grad.npy"), xg.grad.numpy().astype(np.float32))
     with open(os.path.join(out, "model.toml"), "w") as fh:
         fh.write(toml_text)
-    size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
+    size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out) if os.path.isfile(os.path.join(out, f)))
     print(f"{case}: output {tuple(y.shape)} max|y| {y.abs().max():.3g}, {size / 1e6:.2f} MB")
     return size
 
@@ -322,7 +323,7 @@ def make_fixtures():
     # smp Unet on ResNet-18 / 34 / 50.
     for depth, width, dc, hw, fmt, classes in [
         (18, 8, (32, 16, 16, 8, 8), (64, 64), "safetensors", ["lesion", "vessel"]),
-        (34, 8, (32, 16, 8, 8, 8), (64, 64), "pth", seg_names),
+        (34, 6, (32, 16, 8, 8, 8), (64, 64), "pth", seg_names),
         (50, 8, (32, 16, 16, 8, 8), (72, 88), "safetensors", seg_names),  # odd stage sizes: 3 → 5 etc.
     ]:
         torch.manual_seed(depth)
@@ -333,6 +334,15 @@ def make_fixtures():
                         {"base_width": width, "decoder_channels": list(dc), "encoder_depth": len(dc)})
         total += save_case(case, model, inp(depth, *hw), ["encoder.layer4", "decoder.blocks.2"], fmt, toml,
                            f16=(fmt != "pth"), input_grad=(depth == 50))
+
+    # encoder_depth 3 (smp keeps layer3/layer4 in the state dict but does not run them).
+    torch.manual_seed(3)
+    dc = (16, 8, 8)
+    model = randomize(build_smp_unet(18, 4, dc, 1), seed=103)
+    case = "smp_unet_resnet18_depth3"
+    toml = manifest(case, "smp-unet", "resnet18", "weights.safetensors", "segmentation", "sigmoid", (48, 40),
+                    seg_names, "encoder.layer2", {"base_width": 4, "decoder_channels": list(dc), "encoder_depth": 3})
+    total += save_case(case, model, inp(5, 48, 40), ["encoder.layer2", "decoder.blocks.2"], "safetensors", toml)
 
     # The GGO paper's ResNet U-Net.
     for depth, width, dc, hw in [(18, 8, (32, 16, 8, 8), (64, 64)), (50, 8, (32, 16, 16, 8), (72, 72))]:
@@ -350,6 +360,13 @@ def make_fixtures():
     toml = manifest("unet", "unet", "none", "weights.safetensors", "segmentation", "sigmoid", (60, 68), seg_names,
                     "down4", {"base_width": 4, "bilinear": False})
     total += save_case("unet", model, inp(3, 60, 68), ["down4", "up4"], "safetensors", toml, input_grad=True)
+
+    # milesial's bilinear variant (forward only in candle).
+    torch.manual_seed(8)
+    model = randomize(UNet(3, 1, bilinear=True, w=4), seed=301)
+    toml = manifest("unet_bilinear", "unet", "none", "weights.safetensors", "segmentation", "sigmoid", (60, 68),
+                    seg_names, "down4", {"base_width": 4, "bilinear": True})
+    total += save_case(os.path.join("unet", "bilinear"), model, inp(4, 60, 68), ["down4", "up4"], "safetensors", toml)
 
     # torchvision ResNet-50 classifier.
     torch.manual_seed(50)
