@@ -116,6 +116,102 @@ pub fn upsample_nearest(x: &Tensor, factor: usize) -> Result<Tensor> {
     x.upsample_nearest2d(h * factor, w * factor)
 }
 
+/// `nn.ConvTranspose2d(in, out, k, stride)` with bias (`{prefix}.weight` (in, out, k, k), `{prefix}.bias`).
+/// candle has a backward for it, so learned upsampling keeps gradients flowing.
+pub fn conv_transpose2d(
+    vb: VarBuilder,
+    in_c: usize,
+    out_c: usize,
+    k: usize,
+    stride: usize,
+) -> Result<candle_nn::ConvTranspose2d> {
+    let cfg = candle_nn::ConvTranspose2dConfig { stride, ..Default::default() };
+    candle_nn::conv_transpose2d(in_c, out_c, k, cfg, vb)
+}
+
+/// `F.interpolate(x, size=(h, w), mode="nearest")`. Integer, uniform factors use candle's nearest
+/// upsampling (which has a backward); other sizes pick rows and columns with `index_select` using
+/// PyTorch's source index `floor(dst · in/out)` computed in f32, which is differentiable too.
+pub fn resize_nearest(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    let (_, _, xh, xw) = x.dims4()?;
+    if (xh, xw) == (h, w) {
+        return Ok(x.clone());
+    }
+    if h % xh == 0 && w % xw == 0 && h / xh == w / xw {
+        return x.upsample_nearest2d(h, w);
+    }
+    let pick = |src: usize, dst: usize| -> Result<Tensor> {
+        let scale = src as f32 / dst as f32;
+        let idx: Vec<u32> =
+            (0..dst).map(|i| ((i as f32 * scale).floor() as usize).min(src - 1) as u32).collect();
+        Tensor::new(idx.as_slice(), x.device())
+    };
+    let x = if xh != h { x.index_select(&pick(xh, h)?, 2)? } else { x.clone() };
+    if xw != w {
+        x.index_select(&pick(xw, w)?, 3)
+    } else {
+        Ok(x)
+    }
+}
+
+/// Brings `x` to `h × w` the way milesial's U-Net does with `F.pad(x, [dX // 2, dX - dX // 2, dY // 2,
+/// dY - dY // 2])`: zero padding split before/after (the smaller half first) when `x` is smaller, and, for
+/// a negative difference, the same split as a crop (Python's floor division: a crop of 1 is taken from the
+/// start).
+pub fn fit_to(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    let (_, _, xh, xw) = x.dims4()?;
+    let mut x = x.clone();
+    for (dim, cur, want) in [(2usize, xh, h), (3usize, xw, w)] {
+        if want > cur {
+            let d = want - cur;
+            x = x.pad_with_zeros(dim, d / 2, d - d / 2)?;
+        } else if want < cur {
+            let d = cur - want;
+            // floor(-d / 2) = -ceil(d / 2) elements are cut at the start.
+            x = x.narrow(dim, d.div_ceil(2), want)?;
+        }
+    }
+    Ok(x)
+}
+
+/// `conv.forward(x)`, made safe for backprop when a strided convolution leaves a different remainder in
+/// height and width (e.g. 5×6 → 3×3 at stride 2). candle 0.11's conv2d backward computes the transposed
+/// convolution's `output_padding` from the height only and uses it for both axes, so the input gradient
+/// comes back one column short and the backward fails with a shape mismatch. Zero rows/columns appended
+/// at the bottom/right equalise the remainders: they only ever meet the kernel where PyTorch's own zero
+/// padding was, so the output is unchanged and their gradient is dropped by the pad's backward.
+pub fn conv2d_fwd(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+    let cfg = conv.config();
+    if cfg.stride <= 1 {
+        return conv.forward(x);
+    }
+    let (_, _, kh, kw) = conv.weight().dims4()?;
+    let (_, _, h, w) = x.dims4()?;
+    let (s, p, d) = (cfg.stride, cfg.padding, cfg.dilation);
+    let rem = |n: usize, k: usize| (n + 2 * p - d * (k - 1) - 1) % s;
+    let (rh, rw) = (rem(h, kh), rem(w, kw));
+    let x = match rh.cmp(&rw) {
+        std::cmp::Ordering::Equal => x.clone(),
+        std::cmp::Ordering::Less => x.pad_with_zeros(2, 0, rw - rh)?,
+        std::cmp::Ordering::Greater => x.pad_with_zeros(3, 0, rh - rw)?,
+    };
+    conv.forward(&x)
+}
+
+/// `nn.MaxPool2d(k)` (stride k, floor mode) with a correct backward for any size. candle 0.11's max-pool
+/// backward is wrong twice: it multiplies the gradient by the fraction of maxima in the window (1/k² for a
+/// unique maximum) where it means to divide, and it maps the pooled map back with nearest-neighbour
+/// indices that are misaligned when the size is not a multiple of `k`. This form crops what floor mode
+/// ignores, then takes max reductions over a (h/k, k, w/k, k) view, whose backward is exact. (The same
+/// flaw affects `max_pool2d(x, k, k, 0)` above, which delegates to candle's op.)
+pub fn max_pool2d_floor(x: &Tensor, k: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / k, w / k);
+    let x =
+        if (oh * k, ow * k) != (h, w) { x.narrow(2, 0, oh * k)?.narrow(3, 0, ow * k)? } else { x.clone() };
+    x.reshape((n, c, oh, k, ow, k))?.max(5)?.max(3)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

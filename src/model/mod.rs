@@ -30,6 +30,10 @@ pub fn builtin_dir() -> std::path::PathBuf {
     }
     std::path::PathBuf::from("weights")
 }
+pub mod resnet;
+pub mod resnet_unet;
+pub mod smp_unet;
+pub mod unet;
 
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
