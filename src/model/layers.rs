@@ -48,7 +48,8 @@ pub fn conv_bn_relu(conv: &Conv2d, norm: Option<&BatchNorm>, x: &Tensor) -> Resu
 /// PyTorch does, and is differentiable.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
     if padding == 0 && kernel == stride {
-        return x.max_pool2d_with_stride(kernel, stride);
+        // candle's own max_pool2d scales gradients wrongly (see max_pool2d_floor).
+        return max_pool2d_floor(x, kernel);
     }
     let (_, _, h, w) = x.dims4()?;
     let x = if padding > 0 {
