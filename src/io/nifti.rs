@@ -194,6 +194,9 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read>, LoadError> {
     let mut f = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let mut magic = [0u8; 2];
     let n = read_full(&mut f, &mut magic).map_err(|e| LoadError::io(path, e))?;
+    if n == 0 {
+        return Err(LoadError::new(path, "empty file"));
+    }
     let gz_name = super::lower_name(path).ends_with(".gz");
     let is_gz = n == 2 && magic == [0x1f, 0x8b];
     if gz_name && !is_gz {
