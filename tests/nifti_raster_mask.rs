@@ -128,8 +128,7 @@ fn label_map_loads_with_the_image_grid_and_selectors() {
     let image = load_nifti(&fixture("nifti/lidc_crop_hu.nii.gz")).unwrap();
     assert_eq!(load_mask_for(&path, &image).unwrap(), m);
     // The nodule (all 4 readers) is dense tissue, the crop's corner is lung.
-    let nodule: Vec<f32> =
-        image.data().iter().zip(m.labels()).filter(|(_, &l)| l == 4).map(|(&v, _)| v).collect();
+    let nodule: Vec<f32> = image.data().iter().zip(m.labels()).filter(|(_, &l)| l == 4).map(|(&v, _)| v).collect();
     let mean = nodule.iter().sum::<f32>() / nodule.len() as f32;
     assert!(mean > -300.0, "nodule mean {mean} HU");
 }

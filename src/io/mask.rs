@@ -115,8 +115,7 @@ fn colour_labels(raw: &[u16], channels: usize, bits: u32) -> Vec<u16> {
 
 fn load_png_mask(path: &Path) -> Result<Mask, LoadError> {
     let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
-    let mut decoder =
-        png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: 2 << 30 });
+    let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: 2 << 30 });
     decoder.set_transformations(png::Transformations::IDENTITY);
     let mut reader = decoder.read_info().map_err(|e| LoadError::new(path, format!("cannot read PNG header ({e})")))?;
     let (w, h) = (reader.info().width as usize, reader.info().height as usize);
@@ -125,7 +124,8 @@ fn load_png_mask(path: &Path) -> Result<Mask, LoadError> {
     let mut buf = Vec::new();
     buf.try_reserve_exact(size).map_err(|_| LoadError::new(path, "PNG image is too large"))?;
     buf.resize(size, 0);
-    let out = reader.next_frame(&mut buf).map_err(|e| LoadError::new(path, format!("cannot decode PNG image ({e})")))?;
+    let out =
+        reader.next_frame(&mut buf).map_err(|e| LoadError::new(path, format!("cannot decode PNG image ({e})")))?;
     let (colour, depth) = (out.color_type, out.bit_depth);
     let bits = depth as u8 as u32;
     let line = out.line_size;

@@ -17,7 +17,7 @@
 //! The `nifti` crate reads the whole voxel block before a caller can vet the dimensions, needs nalgebra
 //! for its affines (and panics on a negative pixdim), and writes only to paths, not through
 //! [`write_atomic`]. The NIfTI-1 header is a fixed 348-byte record; reading and writing it explicitly
-//! (layout in [`HeaderField`] offsets below) is short and lets every bad file become one [`LoadError`].
+//! (byte offsets in `header_offset` below) is short and lets every bad file become one [`LoadError`].
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -26,8 +26,8 @@ use super::{write_atomic, LoadError};
 use crate::imaging::{Affine, Mask, Modality, Unit, Volume};
 
 /// NIfTI-1 header byte offsets (all fields little- or big-endian as `sizeof_hdr` reveals).
-#[allow(non_snake_case, dead_code)]
-mod HeaderField {
+#[allow(dead_code)]
+mod header_offset {
     pub const SIZEOF_HDR: usize = 0; // i32 = 348
     pub const DIM_INFO: usize = 39; // u8
     pub const DIM: usize = 40; // i16[8]
@@ -47,7 +47,7 @@ mod HeaderField {
     pub const MAGIC: usize = 344; // "n+1\0" (single file) or "ni1\0" (header/image pair)
     pub const SIZE: usize = 348;
 }
-use HeaderField as H;
+use header_offset as H;
 
 /// Bytes before the voxels in the files we write: header plus the 4-byte "no extensions" flag.
 const WRITE_VOX_OFFSET: usize = 352;
@@ -79,11 +79,19 @@ struct Raw<'a> {
 impl Raw<'_> {
     fn i16(&self, at: usize) -> i16 {
         let v = [self.b[at], self.b[at + 1]];
-        if self.big { i16::from_be_bytes(v) } else { i16::from_le_bytes(v) }
+        if self.big {
+            i16::from_be_bytes(v)
+        } else {
+            i16::from_le_bytes(v)
+        }
     }
     fn i32(&self, at: usize) -> i32 {
         let v = [self.b[at], self.b[at + 1], self.b[at + 2], self.b[at + 3]];
-        if self.big { i32::from_be_bytes(v) } else { i32::from_le_bytes(v) }
+        if self.big {
+            i32::from_be_bytes(v)
+        } else {
+            i32::from_le_bytes(v)
+        }
     }
     fn f32(&self, at: usize) -> f32 {
         f32::from_bits(self.i32(at) as u32)
@@ -103,7 +111,10 @@ fn parse_header(path: &Path, b: &[u8; H::SIZE]) -> Result<Header, LoadError> {
     match &b[H::MAGIC..H::MAGIC + 4] {
         b"n+1\0" => {}
         b"ni1\0" => {
-            return Err(LoadError::new(path, "NIfTI header/image pairs (.hdr/.img) are not supported; use a single .nii"))
+            return Err(LoadError::new(
+                path,
+                "NIfTI header/image pairs (.hdr/.img) are not supported; use a single .nii",
+            ))
         }
         _ => return Err(LoadError::new(path, "not a NIfTI-1 file (bad magic)")),
     }
@@ -640,7 +651,11 @@ fn build_header(
 fn quaternion(cols: &[[f64; 3]; 3]) -> ([f64; 3], f64) {
     let mut u = cols.map(|c| {
         let n = norm(&c);
-        if n > 0.0 { c.map(|v| v / n) } else { c }
+        if n > 0.0 {
+            c.map(|v| v / n)
+        } else {
+            c
+        }
     });
     let qfac = if det3(&u) < 0.0 {
         u[2] = u[2].map(|v| -v);
@@ -654,7 +669,7 @@ fn quaternion(cols: &[[f64; 3]; 3]) -> ([f64; 3], f64) {
     let (r21, r22, r23) = (r(1, 0), r(1, 1), r(1, 2));
     let (r31, r32, r33) = (r(2, 0), r(2, 1), r(2, 2));
     let trace1 = r11 + r22 + r33 + 1.0;
-    let (mut a, mut b, mut c, mut d);
+    let (a, mut b, mut c, mut d);
     if trace1 > 0.5 {
         a = 0.5 * trace1.sqrt();
         b = 0.25 * (r32 - r23) / a;
@@ -684,10 +699,8 @@ fn quaternion(cols: &[[f64; 3]; 3]) -> ([f64; 3], f64) {
             b = -b;
             c = -c;
             d = -d;
-            a = -a;
         }
     }
-    let _ = a;
     ([b, c, d], qfac)
 }
 

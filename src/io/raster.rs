@@ -63,9 +63,8 @@ pub(crate) fn decode_image(path: &Path) -> Result<(DynamicImage, ImageFormat), L
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let decoder = reader
-        .into_decoder()
-        .map_err(|e| LoadError::new(path, format!("cannot read {name} header ({e})")))?;
+    let decoder =
+        reader.into_decoder().map_err(|e| LoadError::new(path, format!("cannot read {name} header ({e})")))?;
     let (w, h) = decoder.dimensions();
     Volume::check_dims([1, h as usize, w as usize]).map_err(|e| LoadError::new(path, e.to_string()))?;
     let img = DynamicImage::from_decoder(decoder)
@@ -113,7 +112,13 @@ pub fn load_raster(path: &Path) -> Result<Volume, LoadError> {
     Ok(v)
 }
 
-fn write_png(path: &Path, width: u32, height: u32, pixels: &[u8], colour: image::ExtendedColorType) -> Result<(), LoadError> {
+fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+    colour: image::ExtendedColorType,
+) -> Result<(), LoadError> {
     let channels = if colour == image::ExtendedColorType::Rgb8 { 3 } else { 1 };
     let expected = width as usize * height as usize * channels;
     if pixels.len() != expected || expected == 0 {
@@ -124,9 +129,7 @@ fn write_png(path: &Path, width: u32, height: u32, pixels: &[u8], colour: image:
     }
     write_atomic(path, |w| {
         use image::ImageEncoder;
-        image::codecs::png::PngEncoder::new(w)
-            .write_image(pixels, width, height, colour)
-            .map_err(std::io::Error::other)
+        image::codecs::png::PngEncoder::new(w).write_image(pixels, width, height, colour).map_err(std::io::Error::other)
     })
 }
 
