@@ -106,6 +106,13 @@ fn reoriented_qform_copy_loads_to_the_same_display_array() {
         assert!((other.spacing_mm[k] - canonical.spacing_mm[k]).abs() < 1e-6);
     }
     assert_affine_close(&other.affine.unwrap(), &canonical.affine.unwrap(), 1e-3);
+
+    // nibabel's canonical RAS (x and y stored the other way), big-endian float64, scl_slope 0.5, sform only.
+    let be = load_nifti(&fixture("nifti/lidc_crop_hu_RAS_f64_be.nii.gz")).unwrap();
+    check_against_reference(&be, &r["lidc_crop_hu_RAS_f64_be.nii.gz"]);
+    assert_eq!(be.data(), canonical.data());
+    assert_eq!(be.unit, Unit::Hu);
+    assert_affine_close(&be.affine.unwrap(), &canonical.affine.unwrap(), 1e-3);
 }
 
 #[test]
@@ -479,7 +486,11 @@ fn bad_nifti_files_are_one_line_errors() {
         assert_one_line_error(load_nifti_labels(p), p);
         assert_one_line_error(load_mask(p), p);
     }
-    // The untouched bytes do load.
+    // The untouched bytes do load, and so does 4D with a single volume.
     let ok = temp_file(dir.path(), "ok.nii", &good);
     assert_eq!(load_nifti(&ok).unwrap().dims(), [2, 3, 4]);
+    let mut one_volume = good.clone();
+    one_volume[40..42].copy_from_slice(&4i16.to_le_bytes());
+    let p = temp_file(dir.path(), "one_volume.nii", &one_volume);
+    assert_eq!(load_nifti(&p).unwrap(), load_nifti(&ok).unwrap());
 }

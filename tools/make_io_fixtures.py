@@ -94,7 +94,22 @@ def make_nifti():
     back = nib.load(NIFTI_OUT / "lidc_crop_hu_IRA_qform.nii")
     assert nib.aff2axcodes(back.affine) == ("I", "R", "A"), nib.aff2axcodes(back.affine)
 
+    # nibabel's canonical RAS (x and y flipped against LPS), big-endian float64 with scl_slope 0.5,
+    # geometry in the sform only.
+    ras = nib.as_closest_canonical(crop)
+    be = nib.Nifti1Image((np.asarray(ras.get_fdata()) * 2.0).astype(">f8"), None, nib.Nifti1Header(endianness=">"))
+    be.set_sform(ras.affine, code=2)
+    be.set_qform(None, code=0)
+    be.header.set_zooms(ras.header.get_zooms())
+    be.header.set_xyzt_units("mm")
+    be.header["scl_slope"] = 0.5
+    be.header["scl_inter"] = 0.0
+    nib.save(be, NIFTI_OUT / "lidc_crop_hu_RAS_f64_be.nii.gz")
+    back_be = nib.load(NIFTI_OUT / "lidc_crop_hu_RAS_f64_be.nii.gz")
+    assert back_be.header.endianness == ">" and nib.aff2axcodes(back_be.affine) == ("R", "A", "S")
+
     ref = {
+        "lidc_crop_hu_RAS_f64_be.nii.gz": reference(back_be),
         "lidc_crop_hu.nii.gz": reference(nib.load(NIFTI_OUT / "lidc_crop_hu.nii.gz")),
         "lidc_crop_hu_IRA_qform.nii": reference(back),
         "lidc_crop_readers.nii.gz": reference(nib.load(NIFTI_OUT / "lidc_crop_readers.nii.gz")),
