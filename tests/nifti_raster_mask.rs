@@ -180,12 +180,15 @@ fn write_nifti_round_trips_nii_and_nii_gz() {
     assert_affine_close(&back.affine.unwrap(), &v.affine.unwrap(), 1e-5);
 
     // No affine: written from the spacing in display orientation, read back the same way round.
-    let plain = Volume::new((0..24).map(|i| i as f32).collect(), [2, 3, 4], [2.0, 0.5, 0.6]).unwrap();
+    // The unit is kept although these values look nothing like CT.
+    let mut plain = Volume::new((0..24).map(|i| i as f32).collect(), [2, 3, 4], [2.0, 0.5, 0.6]).unwrap();
+    plain.unit = Unit::Hu;
     let p = dir.path().join("plain.nii");
     write_nifti(&p, &plain).unwrap();
     let back = load_nifti(&p).unwrap();
     assert_eq!(back.data(), plain.data());
     assert_eq!(back.orientation_letters(), Some(['R', 'L', 'A', 'P']));
+    assert_eq!(back.unit, Unit::Hu);
     assert!((back.spacing_mm[2] - 0.6).abs() < 1e-6);
 }
 
@@ -198,6 +201,8 @@ fn write_nifti_labels_round_trips() {
     write_nifti_labels(&p, &m, &image).unwrap();
     assert_eq!(load_nifti_labels(&p).unwrap(), m);
     assert_eq!(load_mask(&p).unwrap(), m);
+    // As an image it is raw labels, not HU, whatever the unit of the volume it was drawn on.
+    assert_eq!(load_nifti(&p).unwrap().unit, Unit::Raw);
     // Labels above 255 are written as uint16.
     let mut wide = m.labels().to_vec();
     wide[0] = 300;

@@ -69,6 +69,7 @@ struct Header {
     sform_code: i16,
     quatern: [f32; 6],
     srow: [[f32; 4]; 3],
+    descrip: String,
 }
 
 struct Raw<'a> {
@@ -180,6 +181,10 @@ fn parse_header(path: &Path, b: &[u8; H::SIZE]) -> Result<Header, LoadError> {
         sform_code: r.i16(H::SFORM_CODE),
         quatern,
         srow,
+        descrip: {
+            let d = &b[H::DESCRIP..H::DESCRIP + 80];
+            String::from_utf8_lossy(&d[..d.iter().position(|&c| c == 0).unwrap_or(80)]).into_owned()
+        },
     })
 }
 
@@ -472,7 +477,8 @@ const NIFTI_INTENT_LABEL: i16 = 1002;
 /// Unit: NIfTI has no reliable "this is CT" field, so the unit is guessed from the values: `Unit::Hu`
 /// (and modality CT) when the minimum lies in [-3100, -500] and the maximum in (0, 32767]: air at about
 /// -1000 and the usual out-of-field fills (-1024, -2048, -3024) fit, MR and PET (non-negative) and
-/// label maps do not. Anything else is `Unit::Raw`, modality "OT".
+/// label maps do not. Anything else is `Unit::Raw`, modality "OT". Files radlens wrote say their unit in
+/// the description ("radlens HU" / "radlens raw"), which then wins over the guess.
 pub fn load_nifti(path: &Path) -> Result<Volume, LoadError> {
     let (h, data) = read_nifti_f32(path)?;
     let g = geometry(&h);
@@ -481,7 +487,13 @@ pub fn load_nifti(path: &Path) -> Result<Volume, LoadError> {
     v.affine = g.affine;
     v.spacing_assumed = g.spacing_assumed;
     let (lo, hi) = v.min_max();
-    if h.intent_code != NIFTI_INTENT_LABEL && (-3100.0..=-500.0).contains(&lo) && hi > 0.0 && hi <= 32767.0 {
+    let looks_like_ct = (-3100.0..=-500.0).contains(&lo) && hi > 0.0 && hi <= 32767.0;
+    let is_hu = match h.descrip.as_str() {
+        "radlens HU" => true,
+        "radlens raw" => false,
+        _ => h.intent_code != NIFTI_INTENT_LABEL && looks_like_ct,
+    };
+    if is_hu {
         v.unit = Unit::Hu;
         v.modality = Modality::CT;
     } else {
@@ -551,6 +563,8 @@ pub fn write_nifti_labels(path: &Path, mask: &Mask, like: &Volume) -> Result<(),
     let (code, bits) = if wide { (512, 16) } else { (2, 8) };
     let mut header = build_header(path, [x, y, z], like, code, bits)?;
     header[H::INTENT_CODE..H::INTENT_CODE + 2].copy_from_slice(&NIFTI_INTENT_LABEL.to_le_bytes());
+    header[H::DESCRIP..H::DESCRIP + 80].fill(0);
+    header[H::DESCRIP..H::DESCRIP + 14].copy_from_slice(b"radlens labels");
     let labels = mask.labels();
     write_nifti_bytes(path, &header, |w| {
         if wide {
@@ -627,7 +641,8 @@ fn build_header(
     put(H::SCL_SLOPE, &1f32.to_le_bytes());
     put(H::SCL_INTER, &0f32.to_le_bytes());
     b[H::XYZT_UNITS] = 2; // millimetres
-    let descrip = b"radlens";
+                          // Read back by load_nifti, so the unit survives a round trip.
+    let descrip = if geometry.unit == Unit::Hu { &b"radlens HU"[..] } else { &b"radlens raw"[..] };
     b[H::DESCRIP..H::DESCRIP + descrip.len()].copy_from_slice(descrip);
     let mut put = |at: usize, bytes: &[u8]| b[at..at + bytes.len()].copy_from_slice(bytes);
     put(H::QFORM_CODE, &1i16.to_le_bytes()); // scanner anatomical

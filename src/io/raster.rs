@@ -7,6 +7,10 @@
 //! ignored. Colour (RGB, RGBA, and palette images, whose palette image expands to RGB) becomes grey by the
 //! ITU-R BT.601 luma weights, `0.299 R + 0.587 G + 0.114 B`, in the image's own scale and not rounded:
 //! the weights sum to 1, so an image whose channels are equal keeps its grey values exactly.
+//!
+//! Spacing: PNG pHYs / TIFF resolution are deliberately not used. Export tools stamp 72 or 96 dpi on
+//! everything, which would give a plausible-looking but false 0.35 mm pixel; 1 mm flagged as assumed is
+//! honest. A multi-page TIFF gives its first page.
 
 use std::path::Path;
 
