@@ -443,7 +443,11 @@ fn geometry(h: &Header) -> Geometry {
 }
 
 /// Stored (i fastest) → display (z, y, x) order.
-fn reorient<T: Copy>(data: &[T], dims: [usize; 3], r: &Reorient) -> (Vec<T>, [usize; 3]) {
+fn reorient<T: Copy>(data: Vec<T>, dims: [usize; 3], r: &Reorient) -> (Vec<T>, [usize; 3]) {
+    if r.src == [0, 1, 2] && r.flip == [false; 3] {
+        // Already LPS-aligned (as DICOM-derived files usually are): no second copy of a large volume.
+        return (data, [dims[2], dims[1], dims[0]]);
+    }
     let out_n = [dims[r.src[0]], dims[r.src[1]], dims[r.src[2]]]; // display (x, y, z) sizes
     let stride = [1, dims[0], dims[0] * dims[1]];
     // Per display axis: start offset and step in the stored buffer.
@@ -482,7 +486,7 @@ const NIFTI_INTENT_LABEL: i16 = 1002;
 pub fn load_nifti(path: &Path) -> Result<Volume, LoadError> {
     let (h, data) = read_nifti_f32(path)?;
     let g = geometry(&h);
-    let (data, dims) = reorient(&data, h.dims, &g.reorient);
+    let (data, dims) = reorient(data, h.dims, &g.reorient);
     let mut v = Volume::new(data, dims, g.spacing_mm).map_err(|e| LoadError::new(path, e.to_string()))?;
     v.affine = g.affine;
     v.spacing_assumed = g.spacing_assumed;
@@ -520,7 +524,7 @@ pub fn load_nifti_labels(path: &Path) -> Result<Mask, LoadError> {
         }
         labels.push(v as u16);
     }
-    let (labels, dims) = reorient(&labels, h.dims, &g.reorient);
+    let (labels, dims) = reorient(labels, h.dims, &g.reorient);
     Mask::new(labels, dims).ok_or_else(|| LoadError::new(path, "label map size does not match its dimensions"))
 }
 
@@ -778,7 +782,7 @@ mod tests {
         // stored dims (i, j, k) = (2, 3, 1); display x = stored j flipped, y = stored i.
         let data: Vec<u16> = (0..6).collect(); // value = i + 2 j
         let r = Reorient { src: [1, 0, 2], flip: [true, false, false] };
-        let (out, dims) = reorient(&data, [2, 3, 1], &r);
+        let (out, dims) = reorient(data, [2, 3, 1], &r);
         assert_eq!(dims, [1, 2, 3]);
         // row y = i, column x = 2 - j
         assert_eq!(out, vec![4, 2, 0, 5, 3, 1]);
