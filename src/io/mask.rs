@@ -171,13 +171,3 @@ mod tests {
         assert_eq!(colour_labels(&[0, 0, 0, 255, 255, 255], 3, 8), vec![0, 1]);
     }
 }
-
-use crate::imaging::Volume;
-
-/// Placeholder until the mask loader lands (replaced by the io branch).
-pub fn check_mask_grid(mask: &Mask, volume: &Volume, mask_path: &Path) -> Result<(), LoadError> {
-    if mask.dims() != volume.dims() {
-        return Err(LoadError::new(mask_path, "mask grid differs from the image"));
-    }
-    Ok(())
-}

@@ -788,7 +788,3 @@ mod tests {
         assert_eq!(out, vec![4, 2, 0, 5, 3, 1]);
     }
 }
-
-pub fn write_nifti(path: &Path, _volume: &Volume) -> Result<(), LoadError> {
-    Err(LoadError::new(path, "NIfTI writing is not built yet"))
-}
