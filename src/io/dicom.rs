@@ -69,10 +69,13 @@ pub(crate) fn open_object(path: &Path, header_only: bool) -> Result<DefaultDicom
         opts = opts.read_until(tags::PIXEL_DATA);
     }
     opts.open_file(path).map_err(|e| {
+        let chain = error_chain(&e);
         if !has_dicom_magic(path) {
             LoadError::new(path, "not a DICOM file (no DICM marker at byte 128)")
+        } else if chain.to_lowercase().contains("transfer syntax") {
+            LoadError::new(path, format!("unsupported transfer syntax: {chain}"))
         } else {
-            LoadError::new(path, format!("truncated or corrupt DICOM file: {}", error_chain(&e)))
+            LoadError::new(path, format!("truncated or corrupt DICOM file: {chain}"))
         }
     })
 }
