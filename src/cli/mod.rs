@@ -119,12 +119,12 @@ impl From<DeviceArg> for crate::model::weights::DeviceChoice {
     }
 }
 
-/// Formats a float for human-readable tables: up to 4 significant decimals, no trailing noise.
+/// Formats a float for human-readable tables: up to 6 decimals, no trailing noise.
 pub(crate) fn fmt_num(v: f64) -> String {
     if v == v.trunc() && v.abs() < 1e9 {
         format!("{v:.0}")
     } else {
-        let s = format!("{v:.4}");
+        let s = format!("{v:.6}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }

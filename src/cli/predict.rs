@@ -51,11 +51,10 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
         vec![k]
     };
-    let out_name = args.out.as_ref().map(|p| lower_name(p));
-    if let Some(n) = &out_name {
-        let ok = [".npy", ".png", ".nii", ".nii.gz"].iter().any(|e| n.ends_with(e));
-        if !ok {
-            return Err(LoadError::new(args.out.as_deref().unwrap_or_default(), "unknown output format (use .npy, .png, .nii or .nii.gz)").into());
+    if let Some(path) = &args.out {
+        let name = lower_name(path);
+        if ![".npy", ".png", ".nii", ".nii.gz"].iter().any(|e| name.ends_with(e)) {
+            return Err(LoadError::new(path, "unknown output format (use .npy, .png, .nii or .nii.gz)").into());
         }
     }
 
