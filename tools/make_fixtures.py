@@ -256,7 +256,7 @@ def manifest(case, arch, encoder, weights, task, activation, input_hw, classes, 
         f"# Parity fixture written by tools/make_fixtures.py (narrow, random weights).",
         f"name = {val(case)}",
         f"arch = {val(arch)}",
-    ] + ([f"encoder = {val(encoder)}"] if encoder and encoder != "none" else []) + [
+    ] + ([f"encoder = {val(encoder)}"] if encoder and encoder != "none" and arch in ("smp-unet", "resnet-unet") else []) + [
         f"weights = {val(weights)}",
         f"task = {val(task)}",
         f"activation = {val(activation)}",
