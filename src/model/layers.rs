@@ -130,3 +130,118 @@ mod tests {
         assert_eq!(v, vec![6., 8., 9., 16., 18., 19., 21., 23., 24.]);
     }
 }
+
+/// `F.adaptive_avg_pool2d(x, (oh, ow))` with PyTorch's windows: output cell `i` averages input rows
+/// `floor(i*h/oh) .. ceil((i+1)*h/oh)` (and likewise columns), so windows overlap when the sizes do not
+/// divide and the input is replicated when it is smaller than the output. Written with narrow/mean/cat,
+/// so it is differentiable.
+pub fn adaptive_avg_pool2d(x: &Tensor, oh: usize, ow: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let rows = adaptive_mean_along(x, 2, h, oh)?;
+    adaptive_mean_along(&rows, 3, w, ow)
+}
+
+fn adaptive_mean_along(x: &Tensor, dim: usize, len: usize, out: usize) -> Result<Tensor> {
+    if len == out {
+        return Ok(x.clone());
+    }
+    if out == 1 {
+        return x.mean_keepdim(dim);
+    }
+    let parts = (0..out)
+        .map(|i| {
+            let start = i * len / out;
+            let end = ((i + 1) * len).div_ceil(out);
+            x.narrow(dim, start, end - start)?.mean_keepdim(dim)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&parts, dim)
+}
+
+/// Mean over the spatial dimensions, `(N, C, H, W)` → `(N, C)` (`adaptive_avg_pool2d(x, 1)` + flatten).
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.mean(3)?.mean(2)
+}
+
+/// LayerNorm weights `{prefix}.weight` and `{prefix}.bias` of length `c`, with its `eps`.
+#[derive(Debug, Clone)]
+pub struct ChannelNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl ChannelNorm {
+    /// `nn.LayerNorm(c, eps)` (or torchvision's `LayerNorm2d`, the same parameters).
+    pub fn load(vb: VarBuilder, c: usize, eps: f64) -> Result<Self> {
+        Ok(ChannelNorm { weight: vb.get(c, "weight")?, bias: vb.get(c, "bias")?, eps })
+    }
+
+    /// Normalises over the last dimension (`nn.LayerNorm` on channels-last input). Built from basic ops
+    /// rather than `candle_nn::ops::layer_norm` so that gradients flow.
+    pub fn forward_last(&self, x: &Tensor) -> Result<Tensor> {
+        let d = x.rank() - 1;
+        let mean = x.mean_keepdim(d)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(d)?;
+        let y = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        y.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+    }
+
+    /// Normalises over the channel dimension of NCHW input: torchvision's `LayerNorm2d` (which permutes to
+    /// channels-last, applies `F.layer_norm` and permutes back) without the permutes.
+    pub fn forward_nchw(&self, x: &Tensor) -> Result<Tensor> {
+        let c = self.weight.dim(0)?;
+        let mean = x.mean_keepdim(1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(1)?;
+        let y = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        y.broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?.broadcast_add(&self.bias.reshape((1, c, 1, 1))?)
+    }
+}
+
+/// Depthwise `nn.Conv2d(c, c, k, padding=p, groups=c)` with stride 1: weight `(c, 1, k, k)`, bias `(c)`.
+/// candle runs a grouped convolution as one convolution per group (hundreds of tiny ones); a sum of k²
+/// shifted, per-channel-scaled views is much faster here and differentiable.
+#[derive(Debug, Clone)]
+pub struct DepthwiseConv2d {
+    /// `(k*k)` tensors of shape (1, c, 1, 1), row-major over the kernel.
+    taps: Vec<Tensor>,
+    bias: Option<Tensor>,
+    k: usize,
+    padding: usize,
+}
+
+impl DepthwiseConv2d {
+    pub fn load(vb: VarBuilder, c: usize, k: usize, padding: usize, bias: bool) -> Result<Self> {
+        let w = vb.get((c, 1, k, k), "weight")?;
+        let w = w.reshape((c, k * k))?.t()?.contiguous()?; // (k*k, c)
+        let taps = (0..k * k).map(|i| w.get(i)?.reshape((1, c, 1, 1))).collect::<Result<Vec<_>>>()?;
+        let bias = if bias { Some(vb.get(c, "bias")?.reshape((1, c, 1, 1))?) } else { None };
+        Ok(DepthwiseConv2d { taps, bias, k, padding })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let p = self.padding;
+        let xp = if p > 0 { x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)? } else { x.clone() };
+        let oh = h + 2 * p + 1 - self.k;
+        let ow = w + 2 * p + 1 - self.k;
+        let mut acc: Option<Tensor> = None;
+        for dy in 0..self.k {
+            let band = xp.narrow(2, dy, oh)?;
+            for dx in 0..self.k {
+                let v = band.narrow(3, dx, ow)?.broadcast_mul(&self.taps[dy * self.k + dx])?;
+                acc = Some(match acc {
+                    None => v,
+                    Some(a) => (a + v)?,
+                });
+            }
+        }
+        let y = acc.ok_or_else(|| candle_core::Error::Msg("depthwise conv with a zero kernel".into()))?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}

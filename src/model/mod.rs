@@ -9,7 +9,10 @@ use std::collections::{HashMap, HashSet};
 
 use candle_core::Tensor;
 
+pub mod convnext;
+pub mod densenet;
 pub mod layers;
+pub mod vgg;
 
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
