@@ -126,11 +126,45 @@ fn densenet_visits_taps_in_forward_order() {
 
 #[test]
 fn standard_densenet_configs() {
-    let c = DenseNetConfig::densenet121(1000);
+    let c = DenseNetConfig::densenet121();
     assert_eq!(c.block_out_channels(), vec![256, 512, 1024, 1024]);
-    assert_eq!(DenseNetConfig::densenet201(1000).block_out_channels(), vec![256, 512, 1792, 1920]);
+    assert_eq!(DenseNetConfig::densenet201().block_out_channels(), vec![256, 512, 1792, 1920]);
     assert_eq!(DenseNetConfig::xrv_densenet121().num_classes, 18);
     assert_eq!(DenseNetConfig::xrv_densenet121().in_channels, 1);
+    // smp's densenet121 encoder channels, with the full-size parameter shapes (zeros) loading.
+    let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
+    let enc = smp_densenet_encoder(vb.pp("encoder"), &DenseNetConfig::densenet121()).unwrap();
+    assert_eq!(enc.out_channels(), vec![3, 64, 256, 512, 1024, 1024]);
+    let x = Tensor::zeros((1, 3, 64, 64), DType::F32, &Device::Cpu).unwrap();
+    let sizes: Vec<(usize, usize)> = enc
+        .forward_stages(&x, &mut Tap::none())
+        .unwrap()
+        .iter()
+        .map(|s| (s.dim(1).unwrap(), s.dim(3).unwrap()))
+        .collect();
+    assert_eq!(sizes, vec![(3, 64), (64, 32), (256, 16), (512, 8), (1024, 4), (1024, 2)]);
+}
+
+#[test]
+fn standard_vgg_and_convnext_configs() {
+    let v = VggConfig::vgg16();
+    assert_eq!(v.layers.len(), 18);
+    assert_eq!((v.classifier_width, v.num_classes, v.batch_norm), (4096, 1000, false));
+    assert!(VggConfig::vgg16_bn().with_num_classes(2).batch_norm);
+    assert!(VggConfig::custom(&["8", "X"], false, 4, 3, 2).is_err());
+    let c = ConvNextConfig::convnext_base();
+    assert_eq!((c.depths.clone(), c.dims.clone()), (vec![3, 3, 27, 3], vec![128, 256, 512, 1024]));
+    assert_eq!(ConvNextConfig::convnext_tiny().with_num_classes(3).num_classes, 3);
+}
+
+#[test]
+fn wrong_config_for_checkpoint_is_an_error() {
+    let dir = fixture("densenet121_narrow");
+    assert!(DenseNet::load(weights(&dir), &DenseNetConfig::densenet121()).is_err());
+    let dir = fixture("convnext_tiny_narrow");
+    assert!(ConvNext::load(weights(&dir), &ConvNextConfig::convnext_tiny()).is_err());
+    let dir = fixture("vgg16_narrow");
+    assert!(Vgg::load(weights(&dir), &VggConfig::vgg16()).is_err());
 }
 
 #[test]
@@ -184,7 +218,7 @@ fn smp_densenet_encoder_stages_match_smp() {
     let cfg = densenet_config(&m);
     let enc = smp_densenet_encoder(weights(&dir).pp("encoder"), &cfg).unwrap();
     assert_eq!(enc.out_channels(), arch_list(&m, "encoder_out_channels"));
-    assert_eq!(DenseNetConfig::densenet121(1).block_out_channels(), vec![256, 512, 1024, 1024]);
+    assert_eq!(DenseNetConfig::densenet121().block_out_channels(), vec![256, 512, 1024, 1024]);
     let x = npy(&dir.join("input.npy"));
     let mut tap = Tap::recording(["encoder.features.norm5", "encoder.features.transition2.relu"]);
     let stages = enc.forward_stages(&x, &mut tap).unwrap();
@@ -307,15 +341,13 @@ fn full_size_standard_models_match_torchvision() {
         panic!("set RADLENS_FULL_CHECK_CLS to the --full-check directory");
     };
     let root = PathBuf::from(root);
-    let cases: Vec<(&str, Box<dyn Fn(VarBuilder) -> Box<dyn Network>>)> = vec![
-        (
-            "densenet121",
-            Box::new(|vb| Box::new(DenseNet::load(vb, &DenseNetConfig::densenet121(1000)).unwrap())),
-        ),
-        ("vgg16", Box::new(|vb| Box::new(Vgg::load(vb, &VggConfig::vgg16(1000)).unwrap()))),
+    type Build = Box<dyn Fn(VarBuilder) -> Box<dyn Network>>;
+    let cases: Vec<(&str, Build)> = vec![
+        ("densenet121", Box::new(|vb| Box::new(DenseNet::load(vb, &DenseNetConfig::densenet121()).unwrap()))),
+        ("vgg16", Box::new(|vb| Box::new(Vgg::load(vb, &VggConfig::vgg16()).unwrap()))),
         (
             "convnext_tiny",
-            Box::new(|vb| Box::new(ConvNext::load(vb, &ConvNextConfig::convnext_tiny(1000)).unwrap())),
+            Box::new(|vb| Box::new(ConvNext::load(vb, &ConvNextConfig::convnext_tiny()).unwrap())),
         ),
     ];
     for (name, build) in cases {

@@ -27,6 +27,7 @@ use super::{Network, Tap, Task};
 
 const LN_EPS: f64 = 1e-6;
 
+/// torchvision's ConvNeXt knobs; the standard variants have 3 input channels and 1000 classes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConvNextConfig {
     /// Blocks per stage.
@@ -39,23 +40,28 @@ pub struct ConvNextConfig {
 
 impl ConvNextConfig {
     /// torchvision `convnext_tiny`: depths (3, 3, 9, 3), dims (96, 192, 384, 768).
-    pub fn convnext_tiny(num_classes: usize) -> Self {
-        Self::custom(&[3, 3, 9, 3], &[96, 192, 384, 768], num_classes)
+    pub fn convnext_tiny() -> Self {
+        Self::custom(&[3, 3, 9, 3], &[96, 192, 384, 768], 1000)
     }
 
     /// torchvision `convnext_small`: depths (3, 3, 27, 3), dims (96, 192, 384, 768).
-    pub fn convnext_small(num_classes: usize) -> Self {
-        Self::custom(&[3, 3, 27, 3], &[96, 192, 384, 768], num_classes)
+    pub fn convnext_small() -> Self {
+        Self::custom(&[3, 3, 27, 3], &[96, 192, 384, 768], 1000)
     }
 
     /// torchvision `convnext_base`: depths (3, 3, 27, 3), dims (128, 256, 512, 1024).
-    pub fn convnext_base(num_classes: usize) -> Self {
-        Self::custom(&[3, 3, 27, 3], &[128, 256, 512, 1024], num_classes)
+    pub fn convnext_base() -> Self {
+        Self::custom(&[3, 3, 27, 3], &[128, 256, 512, 1024], 1000)
     }
 
     /// torchvision `convnext_large`: depths (3, 3, 27, 3), dims (192, 384, 768, 1536).
-    pub fn convnext_large(num_classes: usize) -> Self {
-        Self::custom(&[3, 3, 27, 3], &[192, 384, 768, 1536], num_classes)
+    pub fn convnext_large() -> Self {
+        Self::custom(&[3, 3, 27, 3], &[192, 384, 768, 1536], 1000)
+    }
+
+    /// The same network with another number of outputs.
+    pub fn with_num_classes(self, num_classes: usize) -> Self {
+        ConvNextConfig { num_classes, ..self }
     }
 
     /// Any other shape (`depths` and `dims` of equal length ≥ 1), three input channels.

@@ -34,7 +34,9 @@ use candle_nn::{BatchNorm, Conv2d, Linear, VarBuilder};
 use super::layers::{avg_pool2d, batch_norm, bn, conv2d, global_avg_pool, max_pool2d};
 use super::{Encoder, Network, Tap, Task};
 
-/// The knobs of torchvision's `DenseNet(growth_rate, block_config, num_init_features, bn_size)`.
+/// The knobs of torchvision's `DenseNet(growth_rate, block_config, num_init_features, bn_size)`. The
+/// standard variants have 3 input channels and torchvision's 1000 classes; change them with
+/// [`DenseNetConfig::with_num_classes`] / [`DenseNetConfig::with_in_channels`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenseNetConfig {
     pub growth_rate: usize,
@@ -48,23 +50,34 @@ pub struct DenseNetConfig {
 
 impl DenseNetConfig {
     /// torchvision `densenet121`: growth 32, blocks (6, 12, 24, 16), 64 initial features, bn_size 4.
-    pub fn densenet121(num_classes: usize) -> Self {
-        Self::custom(32, &[6, 12, 24, 16], 64, 4, 3, num_classes)
+    pub fn densenet121() -> Self {
+        Self::custom(32, &[6, 12, 24, 16], 64, 4, 3, 1000)
     }
 
     /// torchvision `densenet169`: blocks (6, 12, 32, 32).
-    pub fn densenet169(num_classes: usize) -> Self {
-        Self::custom(32, &[6, 12, 32, 32], 64, 4, 3, num_classes)
+    pub fn densenet169() -> Self {
+        Self::custom(32, &[6, 12, 32, 32], 64, 4, 3, 1000)
     }
 
     /// torchvision `densenet201`: blocks (6, 12, 48, 32).
-    pub fn densenet201(num_classes: usize) -> Self {
-        Self::custom(32, &[6, 12, 48, 32], 64, 4, 3, num_classes)
+    pub fn densenet201() -> Self {
+        Self::custom(32, &[6, 12, 48, 32], 64, 4, 3, 1000)
     }
 
     /// torchxrayvision's `DenseNet`: densenet121 on one channel with 18 outputs ([`XRV_PATHOLOGIES`]).
     pub fn xrv_densenet121() -> Self {
         Self::custom(32, &[6, 12, 24, 16], 64, 4, 1, XRV_PATHOLOGIES.len())
+    }
+
+    /// The same network with another number of outputs.
+    pub fn with_num_classes(self, num_classes: usize) -> Self {
+        DenseNetConfig { num_classes, ..self }
+    }
+
+    /// The same network on another number of input channels (e.g. 1 for smp encoders built with
+    /// `in_channels=1`, whose `conv0` smp sums over the RGB kernels).
+    pub fn with_in_channels(self, in_channels: usize) -> Self {
+        DenseNetConfig { in_channels, ..self }
     }
 
     /// Any other shape, e.g. the narrow ones of the parity fixtures.

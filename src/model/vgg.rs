@@ -35,6 +35,7 @@ pub enum VggLayer {
     MaxPool,
 }
 
+/// torchvision's VGG knobs; the standard variants have 3 input channels and 1000 classes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VggConfig {
     pub layers: Vec<VggLayer>,
@@ -49,15 +50,20 @@ const VGG16_CFG: [usize; 18] = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 5
 
 impl VggConfig {
     /// torchvision `vgg16` (config "D").
-    pub fn vgg16(num_classes: usize) -> Self {
+    pub fn vgg16() -> Self {
         let layers =
             VGG16_CFG.iter().map(|&c| if c == 0 { VggLayer::MaxPool } else { VggLayer::Conv(c) }).collect();
-        VggConfig { layers, batch_norm: false, classifier_width: 4096, in_channels: 3, num_classes }
+        VggConfig { layers, batch_norm: false, classifier_width: 4096, in_channels: 3, num_classes: 1000 }
     }
 
     /// torchvision `vgg16_bn`.
-    pub fn vgg16_bn(num_classes: usize) -> Self {
-        VggConfig { batch_norm: true, ..Self::vgg16(num_classes) }
+    pub fn vgg16_bn() -> Self {
+        VggConfig { batch_norm: true, ..Self::vgg16() }
+    }
+
+    /// The same network with another number of outputs.
+    pub fn with_num_classes(self, num_classes: usize) -> Self {
+        VggConfig { num_classes, ..self }
     }
 
     /// A custom config in torchvision's notation: numbers are conv widths, `"M"` a max-pool.
