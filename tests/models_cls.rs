@@ -267,6 +267,25 @@ fn adaptive_avg_pool_matches_torch_windows() {
     }
 }
 
+#[test]
+fn gemm_conv_matches_candle_conv() {
+    let dev = Device::Cpu;
+    for (c, o, k, stride, pad, bias, n, hw) in [
+        (3, 5, 7, 2, 3, true, 2, 19),
+        (4, 6, 3, 1, 1, false, 1, 9),
+        (6, 3, 1, 1, 0, true, 2, 5),
+        (2, 4, 2, 2, 0, true, 1, 8),
+    ] {
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let gemm = radlens::model::layers::GemmConv2d::load(vb.pp("c"), c, o, k, stride, pad, bias).unwrap();
+        let conv = radlens::model::layers::conv2d(vb.pp("c"), c, o, k, stride, pad, bias).unwrap();
+        let x = Tensor::randn(0f32, 1., (n, c, hw, hw), &dev).unwrap();
+        let want = candle_core::Module::forward(&conv, &x).unwrap();
+        assert_close(&format!("gemm conv k{k} s{stride} p{pad}"), &gemm.forward(&x).unwrap(), &want);
+    }
+}
+
 fn convnext_config(m: &toml::Table) -> ConvNextConfig {
     ConvNextConfig::custom(&arch_list(m, "depths"), &arch_list(m, "dims"), classes(m))
 }
@@ -350,7 +369,11 @@ fn full_size_standard_models_match_torchvision() {
             Box::new(|vb| Box::new(ConvNext::load(vb, &ConvNextConfig::convnext_tiny()).unwrap())),
         ),
     ];
+    let only = std::env::var("RADLENS_FULL_CHECK_ONLY").ok();
     for (name, build) in cases {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let dir = root.join(name);
         let net = build(weights(&dir));
         let x = npy(&dir.join("input.npy"));

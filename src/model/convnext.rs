@@ -20,9 +20,9 @@
 //! `features.0` … `features.7` (each `features` child's output); `features.7` is the usual CAM layer.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{conv2d, global_avg_pool, ChannelNorm, DepthwiseConv2d};
+use super::layers::{global_avg_pool, ChannelNorm, DepthwiseConv2d, GemmConv2d};
 use super::{Network, Tap, Task};
 
 const LN_EPS: f64 = 1e-6;
@@ -104,9 +104,9 @@ impl CnBlock {
 }
 
 enum Feature {
-    Stem(Conv2d, ChannelNorm),
+    Stem(GemmConv2d, ChannelNorm),
     Stage(Vec<CnBlock>),
-    Downsample(ChannelNorm, Conv2d),
+    Downsample(ChannelNorm, GemmConv2d),
 }
 
 pub struct ConvNext {
@@ -128,7 +128,7 @@ impl ConvNext {
         let f = vb.pp("features");
         let d0 = config.dims[0];
         let mut features = vec![Feature::Stem(
-            conv2d(f.pp("0").pp("0"), config.in_channels, d0, 4, 4, 0, true)?,
+            GemmConv2d::load(f.pp("0").pp("0"), config.in_channels, d0, 4, 4, 0, true)?,
             ChannelNorm::load(f.pp("0").pp("1"), d0, LN_EPS)?,
         )];
         for (i, (&depth, &dim)) in config.depths.iter().zip(&config.dims).enumerate() {
@@ -140,7 +140,7 @@ impl ConvNext {
                 let d = f.pp((2 * i + 2).to_string());
                 features.push(Feature::Downsample(
                     ChannelNorm::load(d.pp("0"), dim, LN_EPS)?,
-                    conv2d(d.pp("1"), dim, next, 2, 2, 0, true)?,
+                    GemmConv2d::load(d.pp("1"), dim, next, 2, 2, 0, true)?,
                 ));
             }
         }

@@ -29,9 +29,9 @@
 //! taken after the transition's norm+ReLU, before its conv and pool), `encoder.features.norm5`.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{avg_pool2d, batch_norm, bn, conv2d, global_avg_pool, max_pool2d};
+use super::layers::{avg_pool2d, global_avg_pool, max_pool2d, FrozenBatchNorm, GemmConv2d};
 use super::{Encoder, Network, Tap, Task};
 
 /// The knobs of torchvision's `DenseNet(growth_rate, block_config, num_init_features, bn_size)`. The
@@ -120,26 +120,26 @@ impl DenseNetConfig {
 }
 
 struct DenseLayer {
-    norm1: BatchNorm,
-    conv1: Conv2d,
-    norm2: BatchNorm,
-    conv2: Conv2d,
+    norm1: FrozenBatchNorm,
+    conv1: GemmConv2d,
+    norm2: FrozenBatchNorm,
+    conv2: GemmConv2d,
 }
 
 impl DenseLayer {
     fn load(vb: VarBuilder, c_in: usize, growth: usize, bn_size: usize) -> Result<Self> {
         Ok(DenseLayer {
-            norm1: batch_norm(vb.pp("norm1"), c_in)?,
-            conv1: conv2d(vb.pp("conv1"), c_in, bn_size * growth, 1, 1, 0, false)?,
-            norm2: batch_norm(vb.pp("norm2"), bn_size * growth)?,
-            conv2: conv2d(vb.pp("conv2"), bn_size * growth, growth, 3, 1, 1, false)?,
+            norm1: FrozenBatchNorm::load(vb.pp("norm1"), c_in)?,
+            conv1: GemmConv2d::load(vb.pp("conv1"), c_in, bn_size * growth, 1, 1, 0, false)?,
+            norm2: FrozenBatchNorm::load(vb.pp("norm2"), bn_size * growth)?,
+            conv2: GemmConv2d::load(vb.pp("conv2"), bn_size * growth, growth, 3, 1, 1, false)?,
         })
     }
 
     /// The new `growth` channels from the concatenation of everything before.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv1.forward(&bn(&self.norm1, x)?.relu()?)?;
-        self.conv2.forward(&bn(&self.norm2, &y)?.relu()?)
+        let y = self.conv1.forward(&self.norm1.forward(x)?.relu()?)?;
+        self.conv2.forward(&self.norm2.forward(&y)?.relu()?)
     }
 }
 
@@ -168,20 +168,20 @@ impl DenseBlock {
 }
 
 struct Transition {
-    norm: BatchNorm,
-    conv: Conv2d,
+    norm: FrozenBatchNorm,
+    conv: GemmConv2d,
 }
 
 impl Transition {
     fn load(vb: VarBuilder, c_in: usize, c_out: usize) -> Result<Self> {
         Ok(Transition {
-            norm: batch_norm(vb.pp("norm"), c_in)?,
-            conv: conv2d(vb.pp("conv"), c_in, c_out, 1, 1, 0, false)?,
+            norm: FrozenBatchNorm::load(vb.pp("norm"), c_in)?,
+            conv: GemmConv2d::load(vb.pp("conv"), c_in, c_out, 1, 1, 0, false)?,
         })
     }
 
     fn norm_relu(&self, x: &Tensor) -> Result<Tensor> {
-        bn(&self.norm, x)?.relu()
+        self.norm.forward(x)?.relu()
     }
 
     fn conv_pool(&self, x: &Tensor) -> Result<Tensor> {
@@ -191,18 +191,18 @@ impl Transition {
 
 /// torchvision's `features` module tree.
 struct Features {
-    conv0: Conv2d,
-    norm0: BatchNorm,
+    conv0: GemmConv2d,
+    norm0: FrozenBatchNorm,
     blocks: Vec<DenseBlock>,
     transitions: Vec<Transition>,
-    norm5: BatchNorm,
+    norm5: FrozenBatchNorm,
 }
 
 impl Features {
     /// `vb` points at `features`.
     fn load(vb: VarBuilder, cfg: &DenseNetConfig) -> Result<Self> {
-        let conv0 = conv2d(vb.pp("conv0"), cfg.in_channels, cfg.num_init_features, 7, 2, 3, false)?;
-        let norm0 = batch_norm(vb.pp("norm0"), cfg.num_init_features)?;
+        let conv0 = GemmConv2d::load(vb.pp("conv0"), cfg.in_channels, cfg.num_init_features, 7, 2, 3, false)?;
+        let norm0 = FrozenBatchNorm::load(vb.pp("norm0"), cfg.num_init_features)?;
         let mut c = cfg.num_init_features;
         let mut blocks = Vec::new();
         let mut transitions = Vec::new();
@@ -220,14 +220,14 @@ impl Features {
                 c /= 2;
             }
         }
-        let norm5 = batch_norm(vb.pp("norm5"), c)?;
+        let norm5 = FrozenBatchNorm::load(vb.pp("norm5"), c)?;
         Ok(Features { conv0, norm0, blocks, transitions, norm5 })
     }
 
     /// `features(x)`, i.e. up to and including `norm5`; tap names are `{prefix}.{module}`.
     fn forward(&self, prefix: &str, x: &Tensor, tap: &mut Tap) -> Result<Tensor> {
         let name = |m: &str| format!("{prefix}.{m}");
-        let x = bn(&self.norm0, &self.conv0.forward(x)?)?.relu()?;
+        let x = self.norm0.forward(&self.conv0.forward(x)?)?.relu()?;
         let x = tap.visit(&name("relu0"), x);
         let mut x = tap.visit(&name("pool0"), max_pool2d(&x, 3, 2, 1)?);
         for (i, block) in self.blocks.iter().enumerate() {
@@ -237,7 +237,7 @@ impl Features {
                 x = tap.visit(&name(&format!("transition{}", i + 1)), y);
             }
         }
-        Ok(tap.visit(&name("norm5"), bn(&self.norm5, &x)?))
+        Ok(tap.visit(&name("norm5"), self.norm5.forward(&x)?))
     }
 }
 
@@ -428,7 +428,7 @@ impl Encoder for SmpDenseNetEncoder {
         let f = &self.features;
         let p = &self.prefix;
         let mut stages = vec![x.clone()];
-        let y = bn(&f.norm0, &f.conv0.forward(x)?)?.relu()?;
+        let y = f.norm0.forward(&f.conv0.forward(x)?)?.relu()?;
         let y = tap.visit(&format!("{p}.relu0"), y);
         stages.push(y.clone());
         let mut y = max_pool2d(&y, 3, 2, 1)?;
@@ -441,7 +441,7 @@ impl Encoder for SmpDenseNetEncoder {
                     y = t.conv_pool(&skip)?;
                 }
                 None => {
-                    let out = tap.visit(&format!("{p}.norm5"), bn(&f.norm5, &y)?);
+                    let out = tap.visit(&format!("{p}.norm5"), f.norm5.forward(&y)?);
                     stages.push(out);
                 }
             }

@@ -245,3 +245,107 @@ impl DepthwiseConv2d {
         }
     }
 }
+
+/// `nn.BatchNorm2d(c)` (eps 1e-5) in inference mode folded into one per-channel scale and shift:
+/// `x * w/sqrt(var+eps) + (b - mean * w/sqrt(var+eps))`. Two broadcast ops instead of four, forward and
+/// backward; same parameter names as [`batch_norm`].
+#[derive(Debug, Clone)]
+pub struct FrozenBatchNorm {
+    /// (1, c, 1, 1)
+    scale: Tensor,
+    /// (1, c, 1, 1)
+    shift: Tensor,
+}
+
+impl FrozenBatchNorm {
+    pub fn load(vb: VarBuilder, c: usize) -> Result<Self> {
+        let w = vb.get(c, "weight")?;
+        let b = vb.get(c, "bias")?;
+        let mean = vb.get(c, "running_mean")?;
+        let var = vb.get(c, "running_var")?;
+        let scale = w.div(&(var + 1e-5)?.sqrt()?)?;
+        let shift = b.sub(&mean.mul(&scale)?)?;
+        Ok(FrozenBatchNorm { scale: scale.reshape((1, c, 1, 1))?, shift: shift.reshape((1, c, 1, 1))? })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+    }
+}
+
+/// `nn.Conv2d(in, out, k, stride, padding, bias)` (groups 1, dilation 1) computed as im2col (strided
+/// views stacked into a matrix) times the weight matrix, one matmul per image. On this CPU it is 1.5–2.5×
+/// faster than candle's tiled convolution for the small-channel convolutions of DenseNet and the like, and
+/// its backward is a matmul backward instead of candle's slow direct `conv_transpose2d`. The im2col matrix
+/// costs `in·k²` floats per output pixel, so above [`GemmConv2d::IM2COL_LIMIT`] floats per image it falls
+/// back to candle's convolution (which wins there: e.g. VGG's 64-channel 224² layers).
+#[derive(Debug, Clone)]
+pub struct GemmConv2d {
+    /// (out, in·k·k), row-major as PyTorch's (out, in, k, k).
+    weight: Tensor,
+    conv: Conv2d,
+    bias: Option<Tensor>,
+    k: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl GemmConv2d {
+    /// Largest im2col matrix (floats per image) built before falling back to candle's convolution.
+    pub const IM2COL_LIMIT: usize = 8 << 20;
+
+    pub fn load(
+        vb: VarBuilder,
+        in_c: usize,
+        out_c: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let conv = conv2d(vb, in_c, out_c, k, stride, padding, bias)?;
+        let weight = conv.weight().reshape((out_c, in_c * k * k))?;
+        let bias = conv.bias().map(|b| b.reshape((out_c, 1))).transpose()?;
+        Ok(GemmConv2d { weight, conv, bias, k, stride, padding })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let (k, s, p) = (self.k, self.stride, self.padding);
+        if h + 2 * p < k || w + 2 * p < k {
+            return self.conv.forward(x); // let candle report the error
+        }
+        let oh = (h + 2 * p - k) / s + 1;
+        let ow = (w + 2 * p - k) / s + 1;
+        if c * k * k * oh * ow > Self::IM2COL_LIMIT {
+            return self.conv.forward(x);
+        }
+        let cols = if k == 1 && s == 1 && p == 0 {
+            x.reshape((n, c, h * w))?
+        } else {
+            let xp = if p > 0 { x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)? } else { x.clone() };
+            let mut views = Vec::with_capacity(k * k);
+            for dy in 0..k {
+                for dx in 0..k {
+                    views.push(if s == 1 {
+                        xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?
+                    } else {
+                        strided_view(&xp, dy, dx, s, oh, ow)?
+                    });
+                }
+            }
+            // (n, c, k·k, oh, ow): row c·k² + dy·k + dx matches the weight's (in, k, k) order
+            Tensor::stack(&views, 2)?.reshape((n, c * k * k, oh * ow))?
+        };
+        let outs = (0..n)
+            .map(|i| {
+                let y = self.weight.matmul(&cols.get(i)?)?;
+                match &self.bias {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::stack(&outs, 0)?.reshape((n, self.weight.dim(0)?, oh, ow))
+    }
+}

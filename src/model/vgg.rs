@@ -21,9 +21,9 @@
 //! usual Grad-CAM layer.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Linear, VarBuilder};
+use candle_nn::{BatchNorm, Linear, VarBuilder};
 
-use super::layers::{adaptive_avg_pool2d, batch_norm, bn, conv2d, max_pool2d};
+use super::layers::{adaptive_avg_pool2d, batch_norm, bn, max_pool2d, GemmConv2d};
 use super::{Network, Tap, Task};
 
 /// One entry of torchvision's VGG config list.
@@ -101,7 +101,7 @@ impl VggConfig {
 
 enum Stage {
     /// Conv, optional BN, and the `features` index of its ReLU.
-    Conv(Conv2d, Option<BatchNorm>, usize),
+    Conv(GemmConv2d, Option<BatchNorm>, usize),
     /// Max-pool and its index.
     Pool(usize),
 }
@@ -125,7 +125,7 @@ impl Vgg {
         for layer in &config.layers {
             match *layer {
                 VggLayer::Conv(out) => {
-                    let conv = conv2d(f.pp(idx.to_string()), c, out, 3, 1, 1, true)?;
+                    let conv = GemmConv2d::load(f.pp(idx.to_string()), c, out, 3, 1, 1, true)?;
                     let norm = if config.batch_norm {
                         Some(batch_norm(f.pp((idx + 1).to_string()), out)?)
                     } else {
