@@ -406,5 +406,14 @@ fn full_size_standard_models_match_torchvision() {
             .unwrap();
         eprintln!("{name}: max abs diff {diff:.3e}, max |logit| {scale:.3}, relative {:.3e}", diff / scale);
         assert!(diff <= 1e-4 * scale, "{name}: relative error {}", diff / scale);
+        if name == "densenet121" {
+            // Input-gradient cost (saliency / Integrated Gradients step): forward + backward to the input.
+            let xv = Var::from_tensor(&x).unwrap();
+            let t0 = std::time::Instant::now();
+            let y = net.forward(xv.as_tensor()).unwrap();
+            let g = y.get(0).unwrap().get(1).unwrap().backward().unwrap();
+            assert!(g.get(xv.as_tensor()).is_some());
+            eprintln!("{name}: forward + backward to the input {:.0} ms", t0.elapsed().as_secs_f64() * 1e3);
+        }
     }
 }
