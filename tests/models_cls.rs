@@ -283,6 +283,16 @@ fn gemm_conv_matches_candle_conv() {
         let x = Tensor::randn(0f32, 1., (n, c, hw, hw), &dev).unwrap();
         let want = candle_core::Module::forward(&conv, &x).unwrap();
         assert_close(&format!("gemm conv k{k} s{stride} p{pad}"), &gemm.forward(&x).unwrap(), &want);
+        // input gradients (im2col's col2im backward) against candle's convolution backward
+        let r = Tensor::randn(0f32, 1., want.shape(), &dev).unwrap();
+        let input_grad = |f: &dyn Fn(&Tensor) -> Tensor| {
+            let xv = Var::from_tensor(&x).unwrap();
+            let g = (f(xv.as_tensor()) * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            g.get(xv.as_tensor()).unwrap().clone()
+        };
+        let g_gemm = input_grad(&|t| gemm.forward(t).unwrap());
+        let g_conv = input_grad(&|t| candle_core::Module::forward(&conv, t).unwrap());
+        assert_close(&format!("gemm conv k{k} s{stride} p{pad} input gradient"), &g_gemm, &g_conv);
     }
 }
 

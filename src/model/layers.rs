@@ -276,9 +276,8 @@ impl FrozenBatchNorm {
 /// `nn.Conv2d(in, out, k, stride, padding, bias)` (groups 1, dilation 1) computed as im2col (strided
 /// views stacked into a matrix) times the weight matrix, one matmul per image. On this CPU it is 1.5–2.5×
 /// faster than candle's tiled convolution for the small-channel convolutions of DenseNet and the like, and
-/// its backward is a matmul backward instead of candle's slow direct `conv_transpose2d` (but each of the
-/// k² views' `narrow` backward pads a full-size gradient: a col2im CustomOp would be the next step; a
-/// DenseNet-121 224² forward + input backward takes ~2.1 s here against ~0.26 s forward). The im2col matrix
+/// its backward is a matmul backward plus a col2im ([`im2col`]) instead of candle's slow direct
+/// `conv_transpose2d`. The im2col matrix
 /// costs `in·k²` floats per output pixel, so above [`GemmConv2d::IM2COL_LIMIT`] floats per image it falls
 /// back to candle's convolution (which wins there: e.g. VGG's 64-channel 224² layers).
 #[derive(Debug, Clone)]
@@ -322,23 +321,7 @@ impl GemmConv2d {
         if c * k * k * oh * ow > Self::IM2COL_LIMIT {
             return self.conv.forward(x);
         }
-        let cols = if k == 1 && s == 1 && p == 0 {
-            x.reshape((n, c, h * w))?
-        } else {
-            let xp = if p > 0 { x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)? } else { x.clone() };
-            let mut views = Vec::with_capacity(k * k);
-            for dy in 0..k {
-                for dx in 0..k {
-                    views.push(if s == 1 {
-                        xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?
-                    } else {
-                        strided_view(&xp, dy, dx, s, oh, ow)?
-                    });
-                }
-            }
-            // (n, c, k·k, oh, ow): row c·k² + dy·k + dx matches the weight's (in, k, k) order
-            Tensor::stack(&views, 2)?.reshape((n, c * k * k, oh * ow))?
-        };
+        let cols = if k == 1 && s == 1 && p == 0 { x.reshape((n, c, h * w))? } else { im2col(x, k, s, p)? };
         let outs = (0..n)
             .map(|i| {
                 let y = self.weight.matmul(&cols.get(i)?)?;
@@ -350,4 +333,137 @@ impl GemmConv2d {
             .collect::<Result<Vec<_>>>()?;
         Tensor::stack(&outs, 0)?.reshape((n, self.weight.dim(0)?, oh, ow))
     }
+}
+
+/// im2col as a candle custom op with a col2im backward: (N, C, H, W) → (N, C·k·k, OH·OW), zero padding,
+/// row `c·k² + dy·k + dx` (PyTorch's weight order). CPU and f32 only; [`im2col`] falls back to strided
+/// views elsewhere. The backward scatters the column gradient back in one pass, where the view-based form
+/// pads a full-size gradient for each of the k² views.
+#[derive(Debug, Clone, Copy)]
+struct Im2Col {
+    k: usize,
+    stride: usize,
+    padding: usize,
+    /// Input (n, c, h, w); set by the caller, checked in the kernels.
+    dims: (usize, usize, usize, usize),
+}
+
+impl Im2Col {
+    fn out_hw(&self) -> (usize, usize) {
+        let (_, _, h, w) = self.dims;
+        ((h + 2 * self.padding - self.k) / self.stride + 1, (w + 2 * self.padding - self.k) / self.stride + 1)
+    }
+
+    /// Calls `f(col_index, input_index)` for every column entry that reads the input (padding skipped).
+    #[inline]
+    fn for_each(&self, mut f: impl FnMut(usize, usize)) {
+        let (n, c, h, w) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let (k, s, p) = (self.k, self.stride, self.padding);
+        let mut col = 0;
+        for b in 0..n {
+            for ch in 0..c {
+                let plane = (b * c + ch) * h * w;
+                for dy in 0..k {
+                    for dx in 0..k {
+                        for oy in 0..oh {
+                            let iy = (oy * s + dy) as isize - p as isize;
+                            if iy < 0 || iy >= h as isize {
+                                col += ow;
+                                continue;
+                            }
+                            let row = plane + iy as usize * w;
+                            for ox in 0..ow {
+                                let ix = (ox * s + dx) as isize - p as isize;
+                                if ix >= 0 && ix < w as isize {
+                                    f(col, row + ix as usize);
+                                }
+                                col += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl candle_core::CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "radlens-im2col"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (n, c, _, _) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("im2col: non-contiguous input")
+        };
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let mut out = vec![0f32; n * c * self.k * self.k * oh * ow];
+        self.for_each(|col, i| out[col] = x[i]);
+        Ok((candle_core::CpuStorage::F32(out), (n, c * self.k * self.k, oh * ow).into()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        Ok(Some(grad.apply_op1_no_bwd(&Col2Im(*self))?))
+    }
+}
+
+/// The adjoint of [`Im2Col`]: sums column entries back onto the input positions they were read from.
+struct Col2Im(Im2Col);
+
+impl candle_core::CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "radlens-col2im"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (n, c, h, w) = self.0.dims;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("col2im: non-contiguous gradient")
+        };
+        let g = &storage.as_slice::<f32>()?[start..end];
+        let mut out = vec![0f32; n * c * h * w];
+        self.0.for_each(|col, i| out[i] += g[col]);
+        Ok((candle_core::CpuStorage::F32(out), (n, c, h, w).into()))
+    }
+}
+
+/// (N, C, H, W) → (N, C·k·k, OH·OW) columns for a k×k convolution with this stride and zero padding.
+pub fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if h + 2 * padding < k || w + 2 * padding < k {
+        candle_core::bail!("im2col: {h}×{w} input smaller than the {k}×{k} kernel");
+    }
+    let op = Im2Col { k, stride, padding, dims: (n, c, h, w) };
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        return x.contiguous()?.apply_op1(op);
+    }
+    let (oh, ow) = op.out_hw();
+    let xp = if padding > 0 {
+        x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)?
+    } else {
+        x.clone()
+    };
+    let mut views = Vec::with_capacity(k * k);
+    for dy in 0..k {
+        for dx in 0..k {
+            views.push(if stride == 1 {
+                xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?
+            } else {
+                strided_view(&xp, dy, dx, stride, oh, ow)?
+            });
+        }
+    }
+    Tensor::stack(&views, 2)?.reshape((n, c * k * k, oh * ow))
 }
