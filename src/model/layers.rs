@@ -201,12 +201,16 @@ impl ChannelNorm {
 }
 
 /// Depthwise `nn.Conv2d(c, c, k, padding=p, groups=c)` with stride 1: weight `(c, 1, k, k)`, bias `(c)`.
-/// candle runs a grouped convolution as one convolution per group (hundreds of tiny ones); a sum of k²
-/// shifted, per-channel-scaled views is much faster here and differentiable.
+/// candle runs a grouped convolution as one convolution per group (hundreds of tiny ones). On CPU in f32
+/// this is a direct kernel (a custom op whose backward, to the input only, is the same kernel with the
+/// flipped filter); elsewhere a sum of k² shifted, per-channel-scaled views. Inference only: no gradient
+/// reaches the weights.
 #[derive(Debug, Clone)]
 pub struct DepthwiseConv2d {
     /// `(k*k)` tensors of shape (1, c, 1, 1), row-major over the kernel.
     taps: Vec<Tensor>,
+    /// (c, k, k) host copy for the CPU kernel (None when the weights are not f32).
+    host: Option<std::sync::Arc<Vec<f32>>>,
     bias: Option<Tensor>,
     k: usize,
     padding: usize,
@@ -218,11 +222,35 @@ impl DepthwiseConv2d {
         let w = w.reshape((c, k * k))?.t()?.contiguous()?; // (k*k, c)
         let taps = (0..k * k).map(|i| w.get(i)?.reshape((1, c, 1, 1))).collect::<Result<Vec<_>>>()?;
         let bias = if bias { Some(vb.get(c, "bias")?.reshape((1, c, 1, 1))?) } else { None };
-        Ok(DepthwiseConv2d { taps, bias, k, padding })
+        let wt = vb.get((c, 1, k, k), "weight")?;
+        let host = if wt.dtype() == candle_core::DType::F32 {
+            Some(std::sync::Arc::new(wt.flatten_all()?.to_vec1::<f32>()?))
+        } else {
+            None
+        };
+        Ok(DepthwiseConv2d { taps, host, bias, k, padding })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
+        let (n, c, h, w) = x.dims4()?;
+        if let (Some(wts), true, true) =
+            (&self.host, x.device().is_cpu(), x.dtype() == candle_core::DType::F32)
+        {
+            if h + 2 * self.padding >= self.k && w + 2 * self.padding >= self.k {
+                let op = DepthwiseOp {
+                    w: wts.clone(),
+                    k: self.k,
+                    padding: self.padding,
+                    flip: false,
+                    dims: (n, c, h, w),
+                };
+                let y = x.contiguous()?.apply_op1(op)?;
+                return match &self.bias {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                };
+            }
+        }
         let p = self.padding;
         let xp = if p > 0 { x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)? } else { x.clone() };
         let oh = h + 2 * p + 1 - self.k;
@@ -466,4 +494,105 @@ pub fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Ten
         }
     }
     Tensor::stack(&views, 2)?.reshape((n, c * k * k, oh * ow))
+}
+
+/// Stride-1 depthwise correlation of (N, C, H, W) with per-channel k×k filters and zero padding `padding`;
+/// `flip` rotates the filters by 180°, which turns the op into its own input adjoint (with padding
+/// k-1-padding).
+#[derive(Debug, Clone)]
+struct DepthwiseOp {
+    w: std::sync::Arc<Vec<f32>>,
+    k: usize,
+    padding: usize,
+    flip: bool,
+    dims: (usize, usize, usize, usize),
+}
+
+impl DepthwiseOp {
+    fn out_hw(&self) -> (usize, usize) {
+        let (_, _, h, w) = self.dims;
+        (h + 2 * self.padding + 1 - self.k, w + 2 * self.padding + 1 - self.k)
+    }
+
+    /// One (image, channel) plane.
+    fn plane(&self, ch: usize, x: &[f32], out: &mut [f32]) {
+        let (_, _, h, w) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let (k, p) = (self.k as isize, self.padding as isize);
+        let filt = &self.w[ch * self.k * self.k..(ch + 1) * self.k * self.k];
+        for dy in 0..k {
+            for dx in 0..k {
+                let wv = if self.flip {
+                    filt[((k - 1 - dy) * k + (k - 1 - dx)) as usize]
+                } else {
+                    filt[(dy * k + dx) as usize]
+                };
+                // output columns whose input column ox + dx - p lies inside [0, w)
+                let ox0 = (p - dx).max(0) as usize;
+                let ox1 = ((w as isize + p - dx).min(ow as isize)).max(0) as usize;
+                if ox0 >= ox1 {
+                    continue;
+                }
+                for oy in 0..oh {
+                    let iy = oy as isize + dy - p;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let src = &x[iy as usize * w..(iy as usize + 1) * w];
+                    let dst = &mut out[oy * ow..(oy + 1) * ow];
+                    let shift = dx - p; // input column = output column + shift
+                    for ox in ox0..ox1 {
+                        dst[ox] += wv * src[(ox as isize + shift) as usize];
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl candle_core::CustomOp1 for DepthwiseOp {
+    fn name(&self) -> &'static str {
+        "radlens-depthwise-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (n, c, h, w) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("depthwise conv: non-contiguous input")
+        };
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let mut out = vec![0f32; n * c * oh * ow];
+        let planes = n * c;
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(planes).max(1);
+        let per = planes.div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (t, chunk) in out.chunks_mut(per * oh * ow).enumerate() {
+                scope.spawn(move || {
+                    for (j, dst) in chunk.chunks_mut(oh * ow).enumerate() {
+                        let plane = t * per + j;
+                        self.plane(plane % c, &x[plane * h * w..(plane + 1) * h * w], dst);
+                    }
+                });
+            }
+        });
+        Ok((candle_core::CpuStorage::F32(out), (n, c, oh, ow).into()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (n, c, _, _) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let adjoint = DepthwiseOp {
+            w: self.w.clone(),
+            k: self.k,
+            padding: self.k - 1 - self.padding,
+            flip: !self.flip,
+            dims: (n, c, oh, ow),
+        };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&adjoint)?))
+    }
 }
