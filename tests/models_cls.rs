@@ -320,6 +320,32 @@ fn depthwise_conv_matches_grouped_conv_with_gradients() {
     }
 }
 
+#[test]
+fn frozen_batch_norm_matches_candle_batch_norm_with_gradients() {
+    let dev = Device::Cpu;
+    let c = 5;
+    let mut tensors = std::collections::HashMap::new();
+    tensors.insert("bn.weight".to_string(), Tensor::randn(1f32, 0.3, c, &dev).unwrap());
+    tensors.insert("bn.bias".to_string(), Tensor::randn(0f32, 0.3, c, &dev).unwrap());
+    tensors.insert("bn.running_mean".to_string(), Tensor::randn(0f32, 0.3, c, &dev).unwrap());
+    tensors.insert("bn.running_var".to_string(), Tensor::rand(0.5f32, 2.0, c, &dev).unwrap());
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, &dev);
+    let frozen = radlens::model::layers::FrozenBatchNorm::load(vb.pp("bn"), c).unwrap();
+    let reference = radlens::model::layers::batch_norm(vb.pp("bn"), c).unwrap();
+    let x = Tensor::randn(0f32, 1., (2, c, 3, 4), &dev).unwrap();
+    let want = radlens::model::layers::bn(&reference, &x).unwrap();
+    assert_close("frozen batch norm", &frozen.forward(&x).unwrap(), &want);
+    let r = Tensor::randn(0f32, 1., want.shape(), &dev).unwrap();
+    let input_grad = |f: &dyn Fn(&Tensor) -> Tensor| {
+        let xv = Var::from_tensor(&x).unwrap();
+        let g = (f(xv.as_tensor()) * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        g.get(xv.as_tensor()).unwrap().clone()
+    };
+    let got = input_grad(&|t| frozen.forward(t).unwrap());
+    let want = input_grad(&|t| radlens::model::layers::bn(&reference, t).unwrap());
+    assert_close("frozen batch norm input gradient", &got, &want);
+}
+
 fn convnext_config(m: &toml::Table) -> ConvNextConfig {
     ConvNextConfig::custom(&arch_list(m, "depths"), &arch_list(m, "dims"), classes(m))
 }

@@ -275,14 +275,17 @@ impl DepthwiseConv2d {
 }
 
 /// `nn.BatchNorm2d(c)` (eps 1e-5) in inference mode folded into one per-channel scale and shift:
-/// `x * w/sqrt(var+eps) + (b - mean * w/sqrt(var+eps))`. Two broadcast ops instead of four, forward and
-/// backward; same parameter names as [`batch_norm`].
+/// `x * w/sqrt(var+eps) + (b - mean * w/sqrt(var+eps))`; same parameter names as [`batch_norm`]. On CPU
+/// in f32 it is one pass (a custom op whose backward is one pass too, to the input only: candle's own
+/// broadcast ops would also compute gradients for the constant scale and shift); elsewhere two broadcast
+/// ops. Inference only: no gradient reaches the parameters.
 #[derive(Debug, Clone)]
 pub struct FrozenBatchNorm {
     /// (1, c, 1, 1)
     scale: Tensor,
     /// (1, c, 1, 1)
     shift: Tensor,
+    host: Option<(std::sync::Arc<Vec<f32>>, std::sync::Arc<Vec<f32>>)>,
 }
 
 impl FrozenBatchNorm {
@@ -293,11 +296,64 @@ impl FrozenBatchNorm {
         let var = vb.get(c, "running_var")?;
         let scale = w.div(&(var + 1e-5)?.sqrt()?)?;
         let shift = b.sub(&mean.mul(&scale)?)?;
-        Ok(FrozenBatchNorm { scale: scale.reshape((1, c, 1, 1))?, shift: shift.reshape((1, c, 1, 1))? })
+        let host = if scale.dtype() == candle_core::DType::F32 {
+            Some((std::sync::Arc::new(scale.to_vec1::<f32>()?), std::sync::Arc::new(shift.to_vec1::<f32>()?)))
+        } else {
+            None
+        };
+        Ok(FrozenBatchNorm { scale: scale.reshape((1, c, 1, 1))?, shift: shift.reshape((1, c, 1, 1))?, host })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let (Some((scale, shift)), true, true, 4) =
+            (&self.host, x.device().is_cpu(), x.dtype() == candle_core::DType::F32, x.rank())
+        {
+            let op = ChannelAffine { scale: scale.clone(), shift: Some(shift.clone()), channels: x.dim(1)? };
+            return x.contiguous()?.apply_op1(op);
+        }
         x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+    }
+}
+
+/// `x * scale[c] + shift[c]` over NCHW, one pass; the backward is the same op without the shift.
+#[derive(Debug, Clone)]
+struct ChannelAffine {
+    scale: std::sync::Arc<Vec<f32>>,
+    shift: Option<std::sync::Arc<Vec<f32>>>,
+    channels: usize,
+}
+
+impl candle_core::CustomOp1 for ChannelAffine {
+    fn name(&self) -> &'static str {
+        "radlens-channel-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("channel affine: non-contiguous input")
+        };
+        let dims = layout.shape().dims();
+        let (c, plane) = (dims[1], dims[2] * dims[3]);
+        if c != self.channels || c != self.scale.len() {
+            candle_core::bail!("channel affine: {c} channels for {} parameters", self.scale.len())
+        }
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let mut out = Vec::with_capacity(x.len());
+        for (i, row) in x.chunks(plane).enumerate() {
+            let s = self.scale[i % c];
+            let t = self.shift.as_ref().map_or(0.0, |t| t[i % c]);
+            out.extend(row.iter().map(|v| v * s + t));
+        }
+        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let op = ChannelAffine { scale: self.scale.clone(), shift: None, channels: self.channels };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
     }
 }
 
