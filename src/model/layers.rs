@@ -227,3 +227,525 @@ mod tests {
         assert_eq!(v, vec![6., 8., 9., 16., 18., 19., 21., 23., 24.]);
     }
 }
+
+/// `F.adaptive_avg_pool2d(x, (oh, ow))` with PyTorch's windows: output cell `i` averages input rows
+/// `floor(i*h/oh) .. ceil((i+1)*h/oh)` (and likewise columns), so windows overlap when the sizes do not
+/// divide and the input is replicated when it is smaller than the output. Written with narrow/mean/cat,
+/// so it is differentiable.
+pub fn adaptive_avg_pool2d(x: &Tensor, oh: usize, ow: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let rows = adaptive_mean_along(x, 2, h, oh)?;
+    adaptive_mean_along(&rows, 3, w, ow)
+}
+
+fn adaptive_mean_along(x: &Tensor, dim: usize, len: usize, out: usize) -> Result<Tensor> {
+    if len == out {
+        return Ok(x.clone());
+    }
+    if out == 1 {
+        return x.mean_keepdim(dim);
+    }
+    let parts = (0..out)
+        .map(|i| {
+            let start = i * len / out;
+            let end = ((i + 1) * len).div_ceil(out);
+            x.narrow(dim, start, end - start)?.mean_keepdim(dim)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&parts, dim)
+}
+
+/// Mean over the spatial dimensions, `(N, C, H, W)` → `(N, C)` (`adaptive_avg_pool2d(x, 1)` + flatten).
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.mean(3)?.mean(2)
+}
+
+/// LayerNorm weights `{prefix}.weight` and `{prefix}.bias` of length `c`, with its `eps`.
+#[derive(Debug, Clone)]
+pub struct ChannelNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl ChannelNorm {
+    /// `nn.LayerNorm(c, eps)` (or torchvision's `LayerNorm2d`, the same parameters).
+    pub fn load(vb: VarBuilder, c: usize, eps: f64) -> Result<Self> {
+        Ok(ChannelNorm { weight: vb.get(c, "weight")?, bias: vb.get(c, "bias")?, eps })
+    }
+
+    /// Normalises over the last dimension (`nn.LayerNorm` on channels-last input). Built from basic ops
+    /// rather than `candle_nn::ops::layer_norm` so that gradients flow.
+    pub fn forward_last(&self, x: &Tensor) -> Result<Tensor> {
+        let d = x.rank() - 1;
+        let mean = x.mean_keepdim(d)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(d)?;
+        let y = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        y.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+    }
+
+    /// Normalises over the channel dimension of NCHW input: torchvision's `LayerNorm2d` (which permutes to
+    /// channels-last, applies `F.layer_norm` and permutes back) without the permutes.
+    pub fn forward_nchw(&self, x: &Tensor) -> Result<Tensor> {
+        let c = self.weight.dim(0)?;
+        let mean = x.mean_keepdim(1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(1)?;
+        let y = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        y.broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?.broadcast_add(&self.bias.reshape((1, c, 1, 1))?)
+    }
+}
+
+/// Depthwise `nn.Conv2d(c, c, k, padding=p, groups=c)` with stride 1: weight `(c, 1, k, k)`, bias `(c)`.
+/// candle runs a grouped convolution as one convolution per group (hundreds of tiny ones). On CPU in f32
+/// this is a direct kernel (a custom op whose backward, to the input only, is the same kernel with the
+/// flipped filter); elsewhere a sum of k² shifted, per-channel-scaled views. Inference only: no gradient
+/// reaches the weights.
+#[derive(Debug, Clone)]
+pub struct DepthwiseConv2d {
+    /// `(k*k)` tensors of shape (1, c, 1, 1), row-major over the kernel.
+    taps: Vec<Tensor>,
+    /// (c, k, k) host copy for the CPU kernel (None when the weights are not f32).
+    host: Option<std::sync::Arc<Vec<f32>>>,
+    bias: Option<Tensor>,
+    k: usize,
+    padding: usize,
+}
+
+impl DepthwiseConv2d {
+    pub fn load(vb: VarBuilder, c: usize, k: usize, padding: usize, bias: bool) -> Result<Self> {
+        let w = vb.get((c, 1, k, k), "weight")?;
+        let w = w.reshape((c, k * k))?.t()?.contiguous()?; // (k*k, c)
+        let taps = (0..k * k).map(|i| w.get(i)?.reshape((1, c, 1, 1))).collect::<Result<Vec<_>>>()?;
+        let bias = if bias { Some(vb.get(c, "bias")?.reshape((1, c, 1, 1))?) } else { None };
+        let wt = vb.get((c, 1, k, k), "weight")?;
+        let host = if wt.dtype() == candle_core::DType::F32 {
+            Some(std::sync::Arc::new(wt.flatten_all()?.to_vec1::<f32>()?))
+        } else {
+            None
+        };
+        Ok(DepthwiseConv2d { taps, host, bias, k, padding })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        if let (Some(wts), true, true) =
+            (&self.host, x.device().is_cpu(), x.dtype() == candle_core::DType::F32)
+        {
+            if h + 2 * self.padding >= self.k && w + 2 * self.padding >= self.k {
+                let op = DepthwiseOp {
+                    w: wts.clone(),
+                    k: self.k,
+                    padding: self.padding,
+                    flip: false,
+                    dims: (n, c, h, w),
+                };
+                let y = x.contiguous()?.apply_op1(op)?;
+                return match &self.bias {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                };
+            }
+        }
+        let p = self.padding;
+        let xp = if p > 0 { x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)? } else { x.clone() };
+        let oh = h + 2 * p + 1 - self.k;
+        let ow = w + 2 * p + 1 - self.k;
+        let mut acc: Option<Tensor> = None;
+        for dy in 0..self.k {
+            let band = xp.narrow(2, dy, oh)?;
+            for dx in 0..self.k {
+                let v = band.narrow(3, dx, ow)?.broadcast_mul(&self.taps[dy * self.k + dx])?;
+                acc = Some(match acc {
+                    None => v,
+                    Some(a) => (a + v)?,
+                });
+            }
+        }
+        let y = acc.ok_or_else(|| candle_core::Error::Msg("depthwise conv with a zero kernel".into()))?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// `nn.BatchNorm2d(c)` (eps 1e-5) in inference mode folded into one per-channel scale and shift:
+/// `x * w/sqrt(var+eps) + (b - mean * w/sqrt(var+eps))`; same parameter names as [`batch_norm`]. On CPU
+/// in f32 it is one pass (a custom op whose backward is one pass too, to the input only: candle's own
+/// broadcast ops would also compute gradients for the constant scale and shift); elsewhere two broadcast
+/// ops. Inference only: no gradient reaches the parameters.
+#[derive(Debug, Clone)]
+pub struct FrozenBatchNorm {
+    /// (1, c, 1, 1)
+    scale: Tensor,
+    /// (1, c, 1, 1)
+    shift: Tensor,
+    host: Option<(std::sync::Arc<Vec<f32>>, std::sync::Arc<Vec<f32>>)>,
+}
+
+impl FrozenBatchNorm {
+    pub fn load(vb: VarBuilder, c: usize) -> Result<Self> {
+        let w = vb.get(c, "weight")?;
+        let b = vb.get(c, "bias")?;
+        let mean = vb.get(c, "running_mean")?;
+        let var = vb.get(c, "running_var")?;
+        let scale = w.div(&(var + 1e-5)?.sqrt()?)?;
+        let shift = b.sub(&mean.mul(&scale)?)?;
+        let host = if scale.dtype() == candle_core::DType::F32 {
+            Some((std::sync::Arc::new(scale.to_vec1::<f32>()?), std::sync::Arc::new(shift.to_vec1::<f32>()?)))
+        } else {
+            None
+        };
+        Ok(FrozenBatchNorm { scale: scale.reshape((1, c, 1, 1))?, shift: shift.reshape((1, c, 1, 1))?, host })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let (Some((scale, shift)), true, true, 4) =
+            (&self.host, x.device().is_cpu(), x.dtype() == candle_core::DType::F32, x.rank())
+        {
+            let op = ChannelAffine { scale: scale.clone(), shift: Some(shift.clone()), channels: x.dim(1)? };
+            return x.contiguous()?.apply_op1(op);
+        }
+        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+    }
+}
+
+/// `x * scale[c] + shift[c]` over NCHW, one pass; the backward is the same op without the shift.
+#[derive(Debug, Clone)]
+struct ChannelAffine {
+    scale: std::sync::Arc<Vec<f32>>,
+    shift: Option<std::sync::Arc<Vec<f32>>>,
+    channels: usize,
+}
+
+impl candle_core::CustomOp1 for ChannelAffine {
+    fn name(&self) -> &'static str {
+        "radlens-channel-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("channel affine: non-contiguous input")
+        };
+        let dims = layout.shape().dims();
+        let (c, plane) = (dims[1], dims[2] * dims[3]);
+        if c != self.channels || c != self.scale.len() {
+            candle_core::bail!("channel affine: {c} channels for {} parameters", self.scale.len())
+        }
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let mut out = Vec::with_capacity(x.len());
+        for (i, row) in x.chunks(plane).enumerate() {
+            let s = self.scale[i % c];
+            let t = self.shift.as_ref().map_or(0.0, |t| t[i % c]);
+            out.extend(row.iter().map(|v| v * s + t));
+        }
+        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let op = ChannelAffine { scale: self.scale.clone(), shift: None, channels: self.channels };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
+    }
+}
+
+/// `nn.Conv2d(in, out, k, stride, padding, bias)` (groups 1, dilation 1) computed as im2col (strided
+/// views stacked into a matrix) times the weight matrix, one matmul per image. On this CPU it is 1.5–2.5×
+/// faster than candle's tiled convolution for the small-channel convolutions of DenseNet and the like, and
+/// its backward is a matmul backward plus a col2im ([`im2col`]) instead of candle's slow direct
+/// `conv_transpose2d`. The im2col matrix
+/// costs `in·k²` floats per output pixel, so above [`GemmConv2d::IM2COL_LIMIT`] floats per image it falls
+/// back to candle's convolution (which wins there: e.g. VGG's 64-channel 224² layers).
+#[derive(Debug, Clone)]
+pub struct GemmConv2d {
+    /// (out, in·k·k), row-major as PyTorch's (out, in, k, k).
+    weight: Tensor,
+    conv: Conv2d,
+    bias: Option<Tensor>,
+    k: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl GemmConv2d {
+    /// Largest im2col matrix (floats per image) built before falling back to candle's convolution.
+    pub const IM2COL_LIMIT: usize = 8 << 20;
+
+    pub fn load(
+        vb: VarBuilder,
+        in_c: usize,
+        out_c: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let conv = conv2d(vb, in_c, out_c, k, stride, padding, bias)?;
+        let weight = conv.weight().reshape((out_c, in_c * k * k))?;
+        let bias = conv.bias().map(|b| b.reshape((out_c, 1))).transpose()?;
+        Ok(GemmConv2d { weight, conv, bias, k, stride, padding })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let (k, s, p) = (self.k, self.stride, self.padding);
+        if h + 2 * p < k || w + 2 * p < k {
+            return self.conv.forward(x); // let candle report the error
+        }
+        let oh = (h + 2 * p - k) / s + 1;
+        let ow = (w + 2 * p - k) / s + 1;
+        if c * k * k * oh * ow > Self::IM2COL_LIMIT {
+            return self.conv.forward(x);
+        }
+        let cols = if k == 1 && s == 1 && p == 0 { x.reshape((n, c, h * w))? } else { im2col(x, k, s, p)? };
+        let outs = (0..n)
+            .map(|i| {
+                let y = self.weight.matmul(&cols.get(i)?)?;
+                match &self.bias {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::stack(&outs, 0)?.reshape((n, self.weight.dim(0)?, oh, ow))
+    }
+}
+
+/// im2col as a candle custom op with a col2im backward: (N, C, H, W) → (N, C·k·k, OH·OW), zero padding,
+/// row `c·k² + dy·k + dx` (PyTorch's weight order). CPU and f32 only; [`im2col`] falls back to strided
+/// views elsewhere. The backward scatters the column gradient back in one pass, where the view-based form
+/// pads a full-size gradient for each of the k² views.
+#[derive(Debug, Clone, Copy)]
+struct Im2Col {
+    k: usize,
+    stride: usize,
+    padding: usize,
+    /// Input (n, c, h, w); set by the caller, checked in the kernels.
+    dims: (usize, usize, usize, usize),
+}
+
+impl Im2Col {
+    fn out_hw(&self) -> (usize, usize) {
+        let (_, _, h, w) = self.dims;
+        ((h + 2 * self.padding - self.k) / self.stride + 1, (w + 2 * self.padding - self.k) / self.stride + 1)
+    }
+
+    /// Calls `f(col_index, input_index)` for every column entry that reads the input (padding skipped).
+    #[inline]
+    fn for_each(&self, mut f: impl FnMut(usize, usize)) {
+        let (n, c, h, w) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let (k, s, p) = (self.k, self.stride, self.padding);
+        let mut col = 0;
+        for b in 0..n {
+            for ch in 0..c {
+                let plane = (b * c + ch) * h * w;
+                for dy in 0..k {
+                    for dx in 0..k {
+                        for oy in 0..oh {
+                            let iy = (oy * s + dy) as isize - p as isize;
+                            if iy < 0 || iy >= h as isize {
+                                col += ow;
+                                continue;
+                            }
+                            let row = plane + iy as usize * w;
+                            for ox in 0..ow {
+                                let ix = (ox * s + dx) as isize - p as isize;
+                                if ix >= 0 && ix < w as isize {
+                                    f(col, row + ix as usize);
+                                }
+                                col += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl candle_core::CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "radlens-im2col"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (n, c, _, _) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("im2col: non-contiguous input")
+        };
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let mut out = vec![0f32; n * c * self.k * self.k * oh * ow];
+        self.for_each(|col, i| out[col] = x[i]);
+        Ok((candle_core::CpuStorage::F32(out), (n, c * self.k * self.k, oh * ow).into()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        Ok(Some(grad.apply_op1_no_bwd(&Col2Im(*self))?))
+    }
+}
+
+/// The adjoint of [`Im2Col`]: sums column entries back onto the input positions they were read from.
+struct Col2Im(Im2Col);
+
+impl candle_core::CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "radlens-col2im"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (n, c, h, w) = self.0.dims;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("col2im: non-contiguous gradient")
+        };
+        let g = &storage.as_slice::<f32>()?[start..end];
+        let mut out = vec![0f32; n * c * h * w];
+        self.0.for_each(|col, i| out[i] += g[col]);
+        Ok((candle_core::CpuStorage::F32(out), (n, c, h, w).into()))
+    }
+}
+
+/// (N, C, H, W) → (N, C·k·k, OH·OW) columns for a k×k convolution with this stride and zero padding.
+pub fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if h + 2 * padding < k || w + 2 * padding < k {
+        candle_core::bail!("im2col: {h}×{w} input smaller than the {k}×{k} kernel");
+    }
+    let op = Im2Col { k, stride, padding, dims: (n, c, h, w) };
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        return x.contiguous()?.apply_op1(op);
+    }
+    let (oh, ow) = op.out_hw();
+    let xp = if padding > 0 {
+        x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)?
+    } else {
+        x.clone()
+    };
+    let mut views = Vec::with_capacity(k * k);
+    for dy in 0..k {
+        for dx in 0..k {
+            views.push(if stride == 1 {
+                xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?
+            } else {
+                strided_view(&xp, dy, dx, stride, oh, ow)?
+            });
+        }
+    }
+    Tensor::stack(&views, 2)?.reshape((n, c * k * k, oh * ow))
+}
+
+/// Stride-1 depthwise correlation of (N, C, H, W) with per-channel k×k filters and zero padding `padding`;
+/// `flip` rotates the filters by 180°, which turns the op into its own input adjoint (with padding
+/// k-1-padding).
+#[derive(Debug, Clone)]
+struct DepthwiseOp {
+    w: std::sync::Arc<Vec<f32>>,
+    k: usize,
+    padding: usize,
+    flip: bool,
+    dims: (usize, usize, usize, usize),
+}
+
+impl DepthwiseOp {
+    fn out_hw(&self) -> (usize, usize) {
+        let (_, _, h, w) = self.dims;
+        (h + 2 * self.padding + 1 - self.k, w + 2 * self.padding + 1 - self.k)
+    }
+
+    /// One (image, channel) plane.
+    fn plane(&self, ch: usize, x: &[f32], out: &mut [f32]) {
+        let (_, _, h, w) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let (k, p) = (self.k as isize, self.padding as isize);
+        let filt = &self.w[ch * self.k * self.k..(ch + 1) * self.k * self.k];
+        for dy in 0..k {
+            for dx in 0..k {
+                let wv = if self.flip {
+                    filt[((k - 1 - dy) * k + (k - 1 - dx)) as usize]
+                } else {
+                    filt[(dy * k + dx) as usize]
+                };
+                // output columns whose input column ox + dx - p lies inside [0, w)
+                let ox0 = (p - dx).max(0) as usize;
+                let ox1 = ((w as isize + p - dx).min(ow as isize)).max(0) as usize;
+                if ox0 >= ox1 {
+                    continue;
+                }
+                for oy in 0..oh {
+                    let iy = oy as isize + dy - p;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let src = &x[iy as usize * w..(iy as usize + 1) * w];
+                    let dst = &mut out[oy * ow..(oy + 1) * ow];
+                    let shift = dx - p; // input column = output column + shift
+                    for ox in ox0..ox1 {
+                        dst[ox] += wv * src[(ox as isize + shift) as usize];
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl candle_core::CustomOp1 for DepthwiseOp {
+    fn name(&self) -> &'static str {
+        "radlens-depthwise-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (n, c, h, w) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("depthwise conv: non-contiguous input")
+        };
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let mut out = vec![0f32; n * c * oh * ow];
+        let planes = n * c;
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(planes).max(1);
+        let per = planes.div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (t, chunk) in out.chunks_mut(per * oh * ow).enumerate() {
+                scope.spawn(move || {
+                    for (j, dst) in chunk.chunks_mut(oh * ow).enumerate() {
+                        let plane = t * per + j;
+                        self.plane(plane % c, &x[plane * h * w..(plane + 1) * h * w], dst);
+                    }
+                });
+            }
+        });
+        Ok((candle_core::CpuStorage::F32(out), (n, c, oh, ow).into()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (n, c, _, _) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let adjoint = DepthwiseOp {
+            w: self.w.clone(),
+            k: self.k,
+            padding: self.k - 1 - self.padding,
+            flip: !self.flip,
+            dims: (n, c, oh, ow),
+        };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&adjoint)?))
+    }
+}

@@ -9,6 +9,8 @@ use std::collections::{HashMap, HashSet};
 
 use candle_core::Tensor;
 
+pub mod convnext;
+pub mod densenet;
 pub mod layers;
 mod loaded;
 pub mod registry;
@@ -34,6 +36,7 @@ pub mod resnet;
 pub mod resnet_unet;
 pub mod smp_unet;
 pub mod unet;
+pub mod vgg;
 
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
