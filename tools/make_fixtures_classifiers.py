@@ -275,9 +275,9 @@ def smp_case():
             'weights = "weights.safetensors"', 'task = "segmentation"', 'activation = "softmax"',
             "input_size = [64, 64]", "in_channels = 3", 'normalize = "imagenet"',
             'classes = ["background", "foreground"]', 'cam_layer = "encoder.features.norm5"',
-            "decoder_channels = [16, 16, 8, 8, 8]", "", "[arch_config]", "growth_rate = 8",
+            "", "[arch_config]", "growth_rate = 8",
             "block_config = [2, 4, 4, 3]", "num_init_features = 16", "bn_size = 4",
-            "encoder_out_channels = [3, 16, 32, 48, 56, 52]", ""]))
+            "decoder_channels = [16, 16, 8, 8, 8]"]))
     print("smp_unet_densenet121", [tuple(s.shape) for s in stages], tuple(y.shape))
 
 
