@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::manifest::{load_manifest, Manifest};
 use super::preprocess::{activation, prepare_batch, resize_to_grid};
-use super::registry::{build_network, BuiltNetwork};
+use super::registry::{build_network, unused_ok, BuiltNetwork};
 use super::weights::{load_state_dict, normalize_names, CheckedWeights, WeightsReport};
 use super::{ModelError, Network, Task};
 use crate::imaging::{Unit, Volume};
@@ -38,7 +38,7 @@ pub fn load_model(manifest_path: &Path, device: &Device) -> Result<LoadedModel, 
     let manifest = load_manifest(manifest_path)?;
     let mut sd = load_state_dict(&manifest.weights_path())?;
     normalize_names(&mut sd);
-    let checked = CheckedWeights::new(sd, manifest.arch.name()).allow_unused(["op_threshs"]);
+    let checked = CheckedWeights::new(sd, manifest.arch.name()).allow_unused(unused_ok(&manifest));
     let vb = checked.var_builder(device);
     let BuiltNetwork { net, calibrate } = build_network(&manifest, vb, checked.state_dict(), device)
         .map_err(|e| ModelError::Weights { path: manifest.weights_path(), reason: format!("cannot build {}: {e}", manifest.arch) })?;

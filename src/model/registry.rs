@@ -81,6 +81,18 @@ fn smp_config(ac: &ArchConfig) -> candle_core::Result<SmpUnetConfig> {
     Ok(c)
 }
 
+/// Checkpoint tensors the network legitimately leaves unused: smp keeps the deeper ResNet stages in its
+/// state dict when `encoder_depth` < 5, though its forward never reaches them; torchxrayvision's
+/// `op_threshs` buffer is read separately.
+pub fn unused_ok(m: &Manifest) -> Vec<String> {
+    let mut names = vec!["op_threshs".to_string()];
+    if m.arch == Arch::SmpUnet && m.encoder != Some(EncoderName::Densenet121) {
+        let depth = m.arch_config.encoder_depth.unwrap_or(5);
+        names.extend((depth.max(1)..5).map(|i| format!("encoder.layer{i}.")));
+    }
+    names
+}
+
 /// Builds the network `manifest` describes, reading its parameters through `vb`.
 pub fn build_network(
     m: &Manifest,
