@@ -220,3 +220,15 @@ fn the_model_cache_loads_a_model_once() {
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(cache.len(), 1);
 }
+
+#[test]
+fn bench_model_prints_a_row() {
+    let o = radlens(&["bench", "model", "--only", "densenet121 1x3", "--repeats", "1", "--no-torch"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = String::from_utf8_lossy(&o.stdout);
+    let row = s.lines().find(|l| l.starts_with("densenet121 1x3x224")).unwrap_or_else(|| panic!("{s}"));
+    let secs: f64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(secs > 0.0);
+    let o = radlens(&["bench", "model", "--only", "no-such-row"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -15,6 +15,20 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
+    /// Forward time of full-size networks with random weights (smp-unet and resnet-unet with a ResNet-50
+    /// encoder at 256² and 512², DenseNet-121 at 224², batch 1 and 8), next to PyTorch on the same
+    /// shapes and thread count when `python3` with torch is available (tools/bench_model_torch.py).
+    Model {
+        /// Timed runs per row (after one warm-up); the median is reported.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Only rows whose name contains this text.
+        #[arg(long)]
+        only: Option<String>,
+        /// Skip the PyTorch comparison.
+        #[arg(long)]
+        no_torch: bool,
+    },
     /// Time loading a study (e.g. a DICOM series folder): median and best of N runs.
     Load {
         /// The study to load.
@@ -27,6 +41,7 @@ pub enum BenchWhat {
 
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     match &args.what {
+        BenchWhat::Model { repeats, only, no_torch } => super::bench_model::run(*repeats, only.as_deref(), *no_torch, out),
         BenchWhat::Load { study, repeats } => {
             let opts = LoadOptions::default();
             // Warm-up: fills the OS page cache so that the runs time decoding, not the disk.

@@ -3,6 +3,7 @@
 //! cannot be read, a mask on the wrong grid, a flag value that makes no sense), 1 for anything else.
 
 mod bench;
+mod bench_model;
 mod demo;
 mod export;
 mod info;
