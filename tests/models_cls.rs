@@ -217,7 +217,9 @@ fn smp_densenet_encoder_stages_match_smp() {
     let m = manifest(&dir);
     let cfg = densenet_config(&m);
     let enc = smp_densenet_encoder(weights(&dir).pp("encoder"), &cfg).unwrap();
-    assert_eq!(enc.out_channels(), arch_list(&m, "encoder_out_channels"));
+    // growth 8, blocks [2, 4, 4, 3], 16 initial features: 16 → 16+2·8 = 32 (→ 16 after transition1)
+    // → 16+4·8 = 48 (→ 24) → 24+4·8 = 56 (→ 28) → 28+3·8 = 52; stage 0 is the 3-channel input.
+    assert_eq!(enc.out_channels(), vec![3, 16, 32, 48, 56, 52]);
     assert_eq!(DenseNetConfig::densenet121().block_out_channels(), vec![256, 512, 1024, 1024]);
     let x = npy(&dir.join("input.npy"));
     let mut tap = Tap::recording(["encoder.features.norm5", "encoder.features.transition2.relu"]);
