@@ -6,6 +6,11 @@
 //! one recipe (activations and gradients at a layer, channel weights, weighted sum, ReLU), the
 //! perturbation methods share one superpixel-and-batch engine.
 
+pub mod integrated_gradients;
+pub mod lrp;
+pub mod saliency;
+pub mod smoothgrad;
+
 use candle_core::{Tensor, D};
 
 use crate::model::{Network, Task};
