@@ -196,15 +196,60 @@ fn lrp_conserves_relevance_without_biases() {
     }
 }
 
+/// A bias-free net with a residual block (identity and projection shortcuts) and DenseNet-style
+/// concatenations.
+fn tiny_graph(composite: Composite) -> LrpModel {
+    let c = |seed, o, i, k, s| LrpLayer::Conv { weight: t(seed, &[o, i, k, k], 0.5), bias: None, stride: s, padding: k / 2 };
+    let layers = vec![
+        c(1, 4, 3, 3, 1),
+        LrpLayer::Relu,
+        LrpLayer::Residual { main: vec![c(2, 4, 4, 3, 1), LrpLayer::Relu, c(3, 4, 4, 3, 1)], shortcut: vec![] },
+        LrpLayer::Relu,
+        LrpLayer::Concat(vec![vec![], vec![c(4, 2, 4, 3, 1), LrpLayer::Relu]]),
+        LrpLayer::Concat(vec![vec![], vec![c(5, 2, 6, 1, 1), LrpLayer::Relu]]),
+        LrpLayer::MaxPool { kernel: 3, stride: 2, padding: 1 },
+        LrpLayer::Residual { main: vec![c(6, 5, 8, 3, 2), LrpLayer::Relu, c(7, 5, 5, 3, 1)], shortcut: vec![c(8, 5, 8, 1, 2)] },
+        LrpLayer::Relu,
+        LrpLayer::AdaptiveAvgPool { height: 1, width: 1 },
+        LrpLayer::Flatten,
+        LrpLayer::Linear { weight: t(9, &[3, 5], 0.8), bias: None },
+    ];
+    LrpModel::new(layers, composite).unwrap()
+}
+
 #[test]
-fn lrp_from_manifest_covers_vgg_only() {
-    let err = Lrp::from_manifest(&models().join("densenet121_narrow/model.toml"), &Device::Cpu).unwrap_err();
-    assert_eq!(err.to_string(), "LRP is not available for densenet121 yet");
-    // vgg16_bn: BatchNorm folded; the LRP model's forward equals the network's.
-    for case in ["vgg16_narrow", "vgg16_bn_narrow"] {
+fn lrp_conserves_relevance_through_residuals_and_concatenations() {
+    let x = tiny_input();
+    for (name, composite) in [
+        ("epsilon", Composite::epsilon(1e-9)),
+        ("epsilon-gamma-box", Composite::epsilon_gamma_box(vec![-1.0; 3], vec![1.0; 3])),
+        ("epsilon-alpha1beta0-box", Composite::epsilon_alpha1beta0_box(vec![-1.0; 3], vec![1.0; 3])),
+    ] {
+        let net = tiny_graph(composite);
+        let (c, logit) = top_class(&net, &x);
+        let r = net.relevance(&x, &Target::Class(c)).unwrap();
+        let sum: f32 = r.sum_all().unwrap().to_scalar().unwrap();
+        println!("graph {name}: Σ R = {sum}, logit = {logit}");
+        assert!((sum - logit).abs() <= 1e-3 * logit.abs(), "{name}: Σ R {sum} vs logit {logit}");
+    }
+}
+
+fn first_input(case: &str, model: &radlens::model::LoadedModel) -> Tensor {
+    let m = &model.manifest;
+    let shape = (1, m.in_channels, m.input_size[0], m.input_size[1]);
+    let n = m.in_channels * m.input_size[0] * m.input_size[1];
+    Tensor::from_vec(npy(&models().join(case).join("input.npy"))[..n].to_vec(), shape, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn lrp_from_manifest_covers_vgg_resnet_densenet() {
+    let err = Lrp::from_manifest(&models().join("convnext_tiny_narrow/model.toml"), &Device::Cpu).unwrap_err();
+    assert_eq!(err.to_string(), "LRP is not available for convnext_tiny yet");
+    // BatchNorm folded, blocks found by name: the LRP model's forward equals the network's.
+    for case in ["vgg16_narrow", "vgg16_bn_narrow", "resnet50_cls", "densenet121_narrow", "densenet201_narrow"] {
         let lrp = LrpModel::from_manifest(&models().join(case).join("model.toml"), &Device::Cpu).unwrap();
         let model = load_model(&models().join(case).join("model.toml"), &Device::Cpu).unwrap();
-        let x = Tensor::from_vec(npy(&models().join(case).join("input.npy")), model.manifest.input_size.iter().fold(vec![1, 3], |mut v, &s| { v.push(s); v }), &Device::Cpu).unwrap();
+        let x = first_input(case, &model);
         let a: Vec<f32> = lrp.forward(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let b: Vec<f32> = model.net.forward(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         for (p, q) in a.iter().zip(&b) {
@@ -212,7 +257,9 @@ fn lrp_from_manifest_covers_vgg_only() {
         }
         // The default composite (z^B, γ, ε) gives a finite, non-trivial map.
         let (c, _) = top_class(&lrp, &x);
+        let start = Instant::now();
         let map = run(&Lrp { model: lrp.clone() }, &lrp, &x, &Target::Class(c), &Params::default()).unwrap();
+        println!("{case}: LRP (z^B, γ, ε) {:.2} s", start.elapsed().as_secs_f64());
         assert!(map.values.iter().all(|v| v.is_finite()) && map.values.iter().any(|&v| v != 0.0), "{case}");
     }
 }

@@ -21,10 +21,12 @@
 //! The γ and α1β0 rules assume non-negative conv inputs where they apply (true after a ReLU/max-pool).
 //!
 //! # Coverage
-//! [`LrpModel::from_manifest`] builds VGG (`vgg16`, `vgg16_bn`, any `vgg_cfg`); other architectures give
-//! `XaiError::BadParams("LRP is not available for <arch> yet")`. ResNet additions and DenseNet
-//! concatenations need a graph form (relevance split at a sum in proportion to each branch's
-//! contribution, at a concatenation by channel) that this sequential list does not have yet.
+//! [`LrpModel::from_manifest`] builds `vgg16`, `vgg16_bn` (any `vgg_cfg`), `resnet50` (any torchvision
+//! ResNet classifier) and `densenet121` / `densenet201` from the checkpoint alone; ResNet additions are
+//! [`LrpLayer::Residual`] (relevance split in proportion to each branch's contribution), DenseNet
+//! concatenations [`LrpLayer::Concat`] (split by channel). Other architectures (U-Nets, ConvNeXt,
+//! torchxrayvision's DenseNet with its output recalibration) give
+//! `XaiError::BadParams("LRP is not available for <arch> yet")`.
 
 use std::path::Path;
 
@@ -51,6 +53,78 @@ pub enum LrpLayer {
     Flatten,
     /// weight (out, in), bias (out).
     Linear { weight: Tensor, bias: Option<Tensor> },
+    /// `main(x) + shortcut(x)`, an empty `shortcut` being the identity: a ResNet block before its final
+    /// ReLU. Relevance is split between the two in proportion to their contributions (ε-stabilised).
+    Residual { main: Vec<LrpLayer>, shortcut: Vec<LrpLayer> },
+    /// The branches' outputs concatenated along channels, an empty branch being the identity: a DenseNet
+    /// layer is `Concat([[], [norm1, relu, conv1, norm2, relu, conv2]])`. Relevance is split by channel.
+    Concat(Vec<Vec<LrpLayer>>),
+}
+
+fn run(layers: &[LrpLayer], x: &Tensor) -> candle_core::Result<Tensor> {
+    let mut x = x.clone();
+    for l in layers {
+        x = l.forward(&x)?;
+    }
+    Ok(x)
+}
+
+/// The input of every layer, then the output.
+fn activations(layers: &[LrpLayer], x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+    let mut acts = Vec::with_capacity(layers.len() + 1);
+    acts.push(x.clone());
+    for l in layers {
+        let y = l.forward(acts.last().expect("starts non-empty"))?;
+        acts.push(y);
+    }
+    Ok(acts)
+}
+
+/// The first convolution in forward order (z^B applies to it).
+fn first_conv(layers: &[LrpLayer]) -> Option<&LrpLayer> {
+    for l in layers {
+        match l {
+            LrpLayer::Conv { .. } => return Some(l),
+            LrpLayer::Residual { main, shortcut } => {
+                if let Some(c) = first_conv(main).or_else(|| first_conv(shortcut)) {
+                    return Some(c);
+                }
+            }
+            LrpLayer::Concat(branches) => {
+                if let Some(c) = branches.iter().find_map(|b| first_conv(b)) {
+                    return Some(c);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Folds every BatchNorm that directly follows a convolution into it, in nested lists too.
+fn fold_batch_norms(layers: Vec<LrpLayer>) -> candle_core::Result<Vec<LrpLayer>> {
+    let mut out: Vec<LrpLayer> = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let layer = match layer {
+            LrpLayer::Residual { main, shortcut } => {
+                LrpLayer::Residual { main: fold_batch_norms(main)?, shortcut: fold_batch_norms(shortcut)? }
+            }
+            LrpLayer::Concat(b) => LrpLayer::Concat(b.into_iter().map(fold_batch_norms).collect::<candle_core::Result<_>>()?),
+            other => other,
+        };
+        if let (LrpLayer::BatchNorm { scale, shift }, Some(LrpLayer::Conv { weight, bias, .. })) = (&layer, out.last_mut()) {
+            let w = weight.broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?;
+            let b = match bias {
+                Some(b) => ((&*b * scale)? + shift)?,
+                None => shift.clone(),
+            };
+            *weight = w;
+            *bias = Some(b);
+            continue;
+        }
+        out.push(layer);
+    }
+    Ok(out)
 }
 
 impl LrpLayer {
@@ -79,11 +153,31 @@ impl LrpLayer {
                     None => Ok(y),
                 }
             }
+            LrpLayer::Residual { main, shortcut } => run(main, x)? + run(shortcut, x)?,
+            LrpLayer::Concat(branches) => {
+                let outs = branches.iter().map(|b| run(b, x)).collect::<candle_core::Result<Vec<_>>>()?;
+                Tensor::cat(&outs, 1)
+            }
         }
     }
 }
 
 fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> candle_core::Result<Tensor> {
+    // candle 0.11's conv2d backward takes the transposed conv's output padding from the height only:
+    // zero rows/columns at the bottom/right equalise the remainders (as `layers::conv2d_fwd`).
+    let x = if stride > 1 {
+        let (_, _, kh, kw) = w.dims4()?;
+        let (_, _, h, wd) = x.dims4()?;
+        let rem = |n: usize, k: usize| (n + 2 * padding - k) % stride;
+        let (rh, rw) = (rem(h, kh), rem(wd, kw));
+        match rh.cmp(&rw) {
+            std::cmp::Ordering::Equal => x.clone(),
+            std::cmp::Ordering::Less => x.pad_with_zeros(2, 0, rw - rh)?,
+            std::cmp::Ordering::Greater => x.pad_with_zeros(3, 0, rh - rw)?,
+        }
+    } else {
+        x.clone()
+    };
     let y = x.conv2d(w, padding, stride, 1, 1)?;
     match b {
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
@@ -160,91 +254,29 @@ pub struct LrpModel {
 impl LrpModel {
     /// Folds every BatchNorm that directly follows a convolution into it.
     pub fn new(layers: Vec<LrpLayer>, composite: Composite) -> candle_core::Result<Self> {
-        let mut out: Vec<LrpLayer> = Vec::with_capacity(layers.len());
-        for layer in layers {
-            if let (LrpLayer::BatchNorm { scale, shift }, Some(LrpLayer::Conv { weight, bias, .. })) = (&layer, out.last_mut()) {
-                let w = weight.broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?;
-                let b = match bias {
-                    Some(b) => ((&*b * scale)? + shift)?,
-                    None => shift.clone(),
-                };
-                *weight = w;
-                *bias = Some(b);
-                continue;
-            }
-            out.push(layer);
-        }
-        Ok(LrpModel { layers: out, composite })
+        Ok(LrpModel { layers: fold_batch_norms(layers)?, composite })
     }
 
     pub fn layers(&self) -> &[LrpLayer] {
         &self.layers
     }
 
-    /// Builds the LRP form of the model described by a `model.toml` (VGG only for now), with the default
-    /// composite (z^B with the bounds of the manifest's normalisation of grey values 0 and 255, γ = 0.25,
-    /// ε = 1e-6).
+    /// Builds the LRP form of the model described by a `model.toml` with the default composite (z^B with
+    /// the bounds of the manifest's normalisation of grey values 0 and 255, γ = 0.25, ε = 1e-6). The layer
+    /// structure is read from the checkpoint's names and shapes (torchvision's), so any depth and width
+    /// of these families works: `vgg16`/`vgg16_bn` (any `vgg_cfg`), `resnet50` (any ResNet classifier:
+    /// Basic or Bottleneck blocks), `densenet121`/`densenet201`.
     pub fn from_manifest(path: &Path, device: &Device) -> Result<Self, XaiError> {
-        let bad = |e: String| XaiError::BadParams(format!("{e}: {}", path.display()));
         let m = load_manifest(path).map_err(|e| XaiError::BadParams(e.to_string()))?;
-        let batch_norm = match m.arch {
-            Arch::Vgg16 => false,
-            Arch::Vgg16Bn => true,
-            other => return Err(XaiError::BadParams(format!("LRP is not available for {other} yet"))),
-        };
         let mut sd = load_state_dict(&m.weights_path()).map_err(|e| XaiError::BadParams(e.to_string()))?;
         normalize_names(&mut sd);
-        let get = |k: &str| -> Result<Tensor, XaiError> {
-            let t = sd.get(k).ok_or_else(|| bad(format!("checkpoint has no tensor '{k}'")))?;
-            Ok(t.to_dtype(DType::F32)?.to_device(device)?)
+        let w = Weights { sd: &sd, device, path: m.weights_path() };
+        let layers = match m.arch {
+            Arch::Vgg16 | Arch::Vgg16Bn => vgg_layers(&w, m.arch_config.vgg_cfg.clone(), m.arch == Arch::Vgg16Bn)?,
+            Arch::Resnet50 => resnet_layers(&w)?,
+            Arch::Densenet121 | Arch::Densenet201 => densenet_layers(&w)?,
+            other => return Err(XaiError::BadParams(format!("LRP is not available for {other} yet"))),
         };
-        let cfg = m.arch_config.vgg_cfg.clone().unwrap_or_else(|| {
-            [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0]
-                .iter()
-                .map(|&c| if c == 0 { VggLayer::MaxPool } else { VggLayer::Conv(c) })
-                .collect()
-        });
-        let mut layers = Vec::new();
-        let mut idx = 0;
-        for l in cfg {
-            match l {
-                VggLayer::Conv(_) => {
-                    let p = format!("features.{idx}");
-                    layers.push(LrpLayer::Conv {
-                        weight: get(&format!("{p}.weight"))?,
-                        bias: Some(get(&format!("{p}.bias"))?),
-                        stride: 1,
-                        padding: 1,
-                    });
-                    if batch_norm {
-                        let p = format!("features.{}", idx + 1);
-                        layers.push(LrpLayer::batch_norm(
-                            &get(&format!("{p}.weight"))?,
-                            &get(&format!("{p}.bias"))?,
-                            &get(&format!("{p}.running_mean"))?,
-                            &get(&format!("{p}.running_var"))?,
-                            1e-5,
-                        )?);
-                        idx += 1;
-                    }
-                    layers.push(LrpLayer::Relu);
-                    idx += 2;
-                }
-                VggLayer::MaxPool => {
-                    layers.push(LrpLayer::MaxPool { kernel: 2, stride: 2, padding: 0 });
-                    idx += 1;
-                }
-            }
-        }
-        layers.push(LrpLayer::AdaptiveAvgPool { height: 7, width: 7 });
-        layers.push(LrpLayer::Flatten);
-        for (i, fc) in [0, 3, 6].iter().enumerate() {
-            let p = format!("classifier.{fc}");
-            layers.push(LrpLayer::Linear { weight: get(&format!("{p}.weight"))?, bias: Some(get(&format!("{p}.bias"))?) });
-            if i < 2 {
-                layers.push(LrpLayer::Relu);
-            }
-        }
         let grey = crate::model::preprocess::normalize(&[0.0, 255.0], m.normalize, m.in_channels);
         let low = grey.iter().step_by(2).copied().collect();
         let high = grey.iter().skip(1).step_by(2).copied().collect();
@@ -254,17 +286,12 @@ impl LrpModel {
     /// The relevance of each input value (same shape as `x`, first batch item) for `target`.
     pub fn relevance(&self, x: &Tensor, target: &Target) -> Result<Tensor, XaiError> {
         let x = x.narrow(0, 0, 1)?.detach();
-        let mut acts = Vec::with_capacity(self.layers.len() + 1);
-        acts.push(x);
-        for l in &self.layers {
-            let y = l.forward(acts.last().expect("starts non-empty"))?;
-            acts.push(y);
-        }
+        let acts = activations(&self.layers, &x)?;
         let logits = acts.last().expect("non-empty");
         if logits.rank() != 2 {
             return Err(XaiError::BadParams("LRP explains classifiers (N, classes) only".into()));
         }
-        let mut r = match target {
+        let r = match target {
             Target::Class(c) => {
                 let n = logits.dim(1)?;
                 if *c >= n {
@@ -279,9 +306,14 @@ impl LrpModel {
                 return Err(XaiError::BadParams("LRP explains classifiers; a region target needs a segmentation rule".into()))
             }
         };
-        let first_conv = self.layers.iter().position(|l| matches!(l, LrpLayer::Conv { .. }));
+        let first = first_conv(&self.layers);
+        Ok(self.backward(&self.layers, &acts, r, first)?)
+    }
+
+    /// Carries relevance `r` at the output of `layers` back to their input; `acts` from [`activations`].
+    fn backward(&self, layers: &[LrpLayer], acts: &[Tensor], mut r: Tensor, first: Option<&LrpLayer>) -> candle_core::Result<Tensor> {
         let eps = self.composite.epsilon;
-        for (i, layer) in self.layers.iter().enumerate().rev() {
+        for (i, layer) in layers.iter().enumerate().rev() {
             let a = &acts[i];
             r = match layer {
                 LrpLayer::Relu => r,
@@ -290,9 +322,33 @@ impl LrpModel {
                 | LrpLayer::AvgPool { .. } | LrpLayer::AdaptiveAvgPool { .. } => {
                     eps_rule(a, &r, eps, |t| layer.forward(t))?
                 }
+                LrpLayer::Residual { main, shortcut } => {
+                    let (am, asc) = (activations(main, a)?, activations(shortcut, a)?);
+                    let (m, sc) = (am.last().expect("non-empty"), asc.last().expect("non-empty"));
+                    let q = (&r / stabilise(&(m + sc)?, eps)?)?;
+                    let rm = self.backward(main, &am, (m * &q)?, first)?;
+                    let rs = self.backward(shortcut, &asc, (sc * &q)?, first)?;
+                    (rm + rs)?
+                }
+                LrpLayer::Concat(branches) => {
+                    let mut total: Option<Tensor> = None;
+                    let mut offset = 0;
+                    for b in branches {
+                        let ab = activations(b, a)?;
+                        let c = ab.last().expect("non-empty").dim(1)?;
+                        let rb = self.backward(b, &ab, r.narrow(1, offset, c)?, first)?;
+                        offset += c;
+                        total = Some(match total {
+                            None => rb,
+                            Some(t) => (t + rb)?,
+                        });
+                    }
+                    total.map_or_else(|| a.zeros_like(), Ok)?
+                }
                 LrpLayer::Conv { weight, bias, stride, padding } => {
                     let (s, p) = (*stride, *padding);
-                    match (&self.composite.first_bounds, Some(i) == first_conv) {
+                    let is_first = first.is_some_and(|f| std::ptr::eq(f, layer));
+                    match (&self.composite.first_bounds, is_first) {
                         (Some((low, high)), true) => zbox(a, &r, weight, bias.as_ref(), s, p, low, high)?,
                         _ => match self.composite.conv {
                             ConvRule::Epsilon(e) => eps_rule(a, &r, e, |t| layer.forward(t))?,
@@ -312,6 +368,143 @@ impl LrpModel {
         }
         Ok(r)
     }
+}
+
+/// Checkpoint tensors by name, as f32 on the target device.
+struct Weights<'a> {
+    sd: &'a crate::model::weights::StateDict,
+    device: &'a Device,
+    path: std::path::PathBuf,
+}
+
+impl Weights<'_> {
+    fn has(&self, k: &str) -> bool {
+        self.sd.get(k).is_some()
+    }
+
+    fn get(&self, k: &str) -> Result<Tensor, XaiError> {
+        let t = self
+            .sd
+            .get(k)
+            .ok_or_else(|| XaiError::BadParams(format!("checkpoint has no tensor '{k}': {}", self.path.display())))?;
+        Ok(t.to_dtype(DType::F32)?.to_device(self.device)?)
+    }
+
+    /// `{p}.weight` (+ `{p}.bias` when present); padding k/2 as in torchvision.
+    fn conv(&self, p: &str, stride: usize) -> Result<LrpLayer, XaiError> {
+        let weight = self.get(&format!("{p}.weight"))?;
+        let k = weight.dim(2)?;
+        let bias = if self.has(&format!("{p}.bias")) { Some(self.get(&format!("{p}.bias"))?) } else { None };
+        Ok(LrpLayer::Conv { weight, bias, stride, padding: k / 2 })
+    }
+
+    fn bn(&self, p: &str) -> Result<LrpLayer, XaiError> {
+        let g = |n: &str| self.get(&format!("{p}.{n}"));
+        Ok(LrpLayer::batch_norm(&g("weight")?, &g("bias")?, &g("running_mean")?, &g("running_var")?, 1e-5)?)
+    }
+
+    fn linear(&self, p: &str) -> Result<LrpLayer, XaiError> {
+        Ok(LrpLayer::Linear { weight: self.get(&format!("{p}.weight"))?, bias: Some(self.get(&format!("{p}.bias"))?) })
+    }
+}
+
+/// torchvision VGG: `features` from the config, `avgpool` (7×7), `classifier.{0,3,6}`.
+fn vgg_layers(w: &Weights, cfg: Option<Vec<VggLayer>>, batch_norm: bool) -> Result<Vec<LrpLayer>, XaiError> {
+    let cfg = cfg.unwrap_or_else(|| {
+        [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0]
+            .iter()
+            .map(|&c| if c == 0 { VggLayer::MaxPool } else { VggLayer::Conv(c) })
+            .collect()
+    });
+    let mut layers = Vec::new();
+    let mut idx = 0;
+    for l in cfg {
+        match l {
+            VggLayer::Conv(_) => {
+                layers.push(w.conv(&format!("features.{idx}"), 1)?);
+                if batch_norm {
+                    layers.push(w.bn(&format!("features.{}", idx + 1))?);
+                    idx += 1;
+                }
+                layers.push(LrpLayer::Relu);
+                idx += 2;
+            }
+            VggLayer::MaxPool => {
+                layers.push(LrpLayer::MaxPool { kernel: 2, stride: 2, padding: 0 });
+                idx += 1;
+            }
+        }
+    }
+    layers.extend([LrpLayer::AdaptiveAvgPool { height: 7, width: 7 }, LrpLayer::Flatten]);
+    layers.extend([w.linear("classifier.0")?, LrpLayer::Relu, w.linear("classifier.3")?, LrpLayer::Relu]);
+    layers.push(w.linear("classifier.6")?);
+    Ok(layers)
+}
+
+/// torchvision ResNet classifier; blocks found by name (`conv3` present: Bottleneck), the stride 2 on the
+/// first block of layer2..4 (on `conv2` of a Bottleneck, `conv1` of a BasicBlock, and the downsample).
+fn resnet_layers(w: &Weights) -> Result<Vec<LrpLayer>, XaiError> {
+    let mut layers = vec![w.conv("conv1", 2)?, w.bn("bn1")?, LrpLayer::Relu, LrpLayer::MaxPool { kernel: 3, stride: 2, padding: 1 }];
+    for l in 1..=4 {
+        let mut b = 0;
+        while w.has(&format!("layer{l}.{b}.conv1.weight")) {
+            let p = format!("layer{l}.{b}");
+            let s = if l > 1 && b == 0 { 2 } else { 1 };
+            let main = if w.has(&format!("{p}.conv3.weight")) {
+                vec![
+                    w.conv(&format!("{p}.conv1"), 1)?, w.bn(&format!("{p}.bn1"))?, LrpLayer::Relu,
+                    w.conv(&format!("{p}.conv2"), s)?, w.bn(&format!("{p}.bn2"))?, LrpLayer::Relu,
+                    w.conv(&format!("{p}.conv3"), 1)?, w.bn(&format!("{p}.bn3"))?,
+                ]
+            } else {
+                vec![
+                    w.conv(&format!("{p}.conv1"), s)?, w.bn(&format!("{p}.bn1"))?, LrpLayer::Relu,
+                    w.conv(&format!("{p}.conv2"), 1)?, w.bn(&format!("{p}.bn2"))?,
+                ]
+            };
+            let shortcut = if w.has(&format!("{p}.downsample.0.weight")) {
+                vec![w.conv(&format!("{p}.downsample.0"), s)?, w.bn(&format!("{p}.downsample.1"))?]
+            } else {
+                Vec::new()
+            };
+            layers.extend([LrpLayer::Residual { main, shortcut }, LrpLayer::Relu]);
+            b += 1;
+        }
+    }
+    layers.extend([LrpLayer::AdaptiveAvgPool { height: 1, width: 1 }, LrpLayer::Flatten, w.linear("fc")?]);
+    Ok(layers)
+}
+
+/// torchvision DenseNet; blocks and layers found by name. BatchNorms after a concatenation (norm1,
+/// transition norms, norm5) have no convolution before them and get the ε rule.
+fn densenet_layers(w: &Weights) -> Result<Vec<LrpLayer>, XaiError> {
+    let f = "features";
+    let mut layers = vec![
+        w.conv(&format!("{f}.conv0"), 2)?, w.bn(&format!("{f}.norm0"))?, LrpLayer::Relu,
+        LrpLayer::MaxPool { kernel: 3, stride: 2, padding: 1 },
+    ];
+    let mut b = 1;
+    while w.has(&format!("{f}.denseblock{b}.denselayer1.norm1.weight")) {
+        let mut l = 1;
+        while w.has(&format!("{f}.denseblock{b}.denselayer{l}.norm1.weight")) {
+            let p = format!("{f}.denseblock{b}.denselayer{l}");
+            let new = vec![
+                w.bn(&format!("{p}.norm1"))?, LrpLayer::Relu, w.conv(&format!("{p}.conv1"), 1)?,
+                w.bn(&format!("{p}.norm2"))?, LrpLayer::Relu, w.conv(&format!("{p}.conv2"), 1)?,
+            ];
+            layers.push(LrpLayer::Concat(vec![Vec::new(), new]));
+            l += 1;
+        }
+        let t = format!("{f}.transition{b}");
+        if w.has(&format!("{t}.norm.weight")) {
+            layers.extend([w.bn(&format!("{t}.norm"))?, LrpLayer::Relu, w.conv(&format!("{t}.conv"), 1)?]);
+            layers.push(LrpLayer::AvgPool { kernel: 2, stride: 2 });
+        }
+        b += 1;
+    }
+    layers.extend([w.bn(&format!("{f}.norm5"))?, LrpLayer::Relu, LrpLayer::AdaptiveAvgPool { height: 1, width: 1 }]);
+    layers.extend([LrpLayer::Flatten, w.linear("classifier")?]);
+    Ok(layers)
 }
 
 /// α1β0: only positive contributions `a⁺w⁺ + a⁻w⁻ (+ b⁺)` carry relevance.
