@@ -9,7 +9,8 @@ item of each fixture's `input.npy`, the top class as target, and writes to
 - `saliency.npy`  captum `Saliency(abs=True)`, then max over channels (H, W)
 - `ig.npy`        captum `IntegratedGradients`, 50 steps, `method="gausslegendre"`, zero baseline,
                   summed over channels (H, W)
-- `lrp_eps.npy`   (VGG only) captum `LRP()` (EpsilonRule, ε = 1e-9, on every layer), summed over channels
+- `lrp_eps.npy`   captum `LRP()` (EpsilonRule, ε = 1e-9, on every layer), summed over channels; for
+                  DenseNet the classifier head is rebuilt from modules (see below)
 - `meta.json`     target, f(x), f(0), captum's convergence delta, captum timings
 
 Needs `pip install captum`. Run: python3 tools/make_xai_grad_fixtures.py
@@ -44,11 +45,16 @@ def vgg():
     return narrow_vgg(cfg, False, 32, 4)
 
 
+class FlatLinear(torch.nn.Linear):
+    def forward(self, x):
+        return super().forward(x.flatten(1))
+
+
 def main():
     from captum.attr import LRP, IntegratedGradients, Saliency
 
     torch.set_num_threads(2)
-    for case, build, lrp in [("densenet121_narrow", densenet, False), ("vgg16_narrow", vgg, True)]:
+    for case, build, lrp in [("densenet121_narrow", densenet, True), ("vgg16_narrow", vgg, True)]:
         m = build()
         m.load_state_dict(load_file(os.path.join(MODELS, case, "weights.safetensors")))
         m.eval()
@@ -69,7 +75,19 @@ def main():
         meta = dict(target=t, score=float(y[0, t]), score_baseline=float(y0[0, t]),
                     ig_sum=float(ig.sum()), ig_delta=float(delta), captum_ig_seconds=ig_s)
         if lrp:
-            r = LRP(copy.deepcopy(m)).attribute(x, target=t)
+            lm = copy.deepcopy(m)
+            if case.startswith("densenet"):
+                # DenseNet.forward ends in F.relu / F.adaptive_avg_pool2d, which captum's LRP cannot hook
+                # (it would pass relevance through the pool as a plain gradient); the same computation
+                # as modules gets captum's ε rule there too.
+                # (captum cannot take an nn.Flatten either: the classifier flattens its own input.)
+                from captum.attr._utils.lrp_rules import EpsilonRule
+
+                head = FlatLinear(lm.classifier.in_features, lm.classifier.out_features)
+                head.load_state_dict(lm.classifier.state_dict())
+                head.rule = EpsilonRule()
+                lm = torch.nn.Sequential(lm.features, torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), head).eval()
+            r = LRP(lm).attribute(x, target=t)
             np.save(os.path.join(d, "lrp_eps.npy"), r[0].sum(0).detach().numpy().astype(np.float32))
             meta["lrp_sum"] = float(r.sum())
         with open(os.path.join(d, "meta.json"), "w") as f:

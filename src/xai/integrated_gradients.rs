@@ -35,7 +35,13 @@ pub enum Baseline {
 
 impl Baseline {
     /// A black image (grey value 0) after the model's normalisation.
-    pub fn black(normalize: Normalize, in_channels: usize, h: usize, w: usize, device: &candle_core::Device) -> candle_core::Result<Self> {
+    pub fn black(
+        normalize: Normalize,
+        in_channels: usize,
+        h: usize,
+        w: usize,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<Self> {
         let v = crate::model::preprocess::normalize(&vec![0.0; h * w], normalize, in_channels);
         Ok(Baseline::Image(Tensor::from_vec(v, (1, in_channels, h, w), device)?))
     }
@@ -99,7 +105,13 @@ pub fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
                 p0 = p1;
                 p1 = p2;
             }
-            let pn = if n == 0 { 1.0 } else if n == 1 { z } else { p1 };
+            let pn = if n == 0 {
+                1.0
+            } else if n == 1 {
+                z
+            } else {
+                p1
+            };
             let pn1 = if n <= 1 { 1.0 } else { p0 };
             dp = n as f64 * (z * pn - pn1) / (z * z - 1.0);
             let dz = pn / dp;
@@ -181,7 +193,12 @@ impl Explainer for IntegratedGradients {
         "ig"
     }
 
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         let steps = params.steps.unwrap_or(DEFAULT_STEPS);
         let r = self.attributions(input.net, input.input, input.target, steps, params.batch, progress)?;
         Ok(reduce_channels(&r.attributions, ChannelReduce::Sum)?)

@@ -43,19 +43,43 @@ use crate::model::{Network, Task};
 #[derive(Debug, Clone)]
 pub enum LrpLayer {
     /// weight (out, in, k, k), bias (out).
-    Conv { weight: Tensor, bias: Option<Tensor>, stride: usize, padding: usize },
+    Conv {
+        weight: Tensor,
+        bias: Option<Tensor>,
+        stride: usize,
+        padding: usize,
+    },
     /// Inference BatchNorm as `x·scale + shift` per channel (folded into a preceding Conv).
-    BatchNorm { scale: Tensor, shift: Tensor },
+    BatchNorm {
+        scale: Tensor,
+        shift: Tensor,
+    },
     Relu,
-    MaxPool { kernel: usize, stride: usize, padding: usize },
-    AvgPool { kernel: usize, stride: usize },
-    AdaptiveAvgPool { height: usize, width: usize },
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    AvgPool {
+        kernel: usize,
+        stride: usize,
+    },
+    AdaptiveAvgPool {
+        height: usize,
+        width: usize,
+    },
     Flatten,
     /// weight (out, in), bias (out).
-    Linear { weight: Tensor, bias: Option<Tensor> },
+    Linear {
+        weight: Tensor,
+        bias: Option<Tensor>,
+    },
     /// `main(x) + shortcut(x)`, an empty `shortcut` being the identity: a ResNet block before its final
     /// ReLU. Relevance is split between the two in proportion to their contributions (ε-stabilised).
-    Residual { main: Vec<LrpLayer>, shortcut: Vec<LrpLayer> },
+    Residual {
+        main: Vec<LrpLayer>,
+        shortcut: Vec<LrpLayer>,
+    },
     /// The branches' outputs concatenated along channels, an empty branch being the identity: a DenseNet
     /// layer is `Concat([[], [norm1, relu, conv1, norm2, relu, conv2]])`. Relevance is split by channel.
     Concat(Vec<Vec<LrpLayer>>),
@@ -109,10 +133,14 @@ fn fold_batch_norms(layers: Vec<LrpLayer>) -> candle_core::Result<Vec<LrpLayer>>
             LrpLayer::Residual { main, shortcut } => {
                 LrpLayer::Residual { main: fold_batch_norms(main)?, shortcut: fold_batch_norms(shortcut)? }
             }
-            LrpLayer::Concat(b) => LrpLayer::Concat(b.into_iter().map(fold_batch_norms).collect::<candle_core::Result<_>>()?),
+            LrpLayer::Concat(b) => {
+                LrpLayer::Concat(b.into_iter().map(fold_batch_norms).collect::<candle_core::Result<_>>()?)
+            }
             other => other,
         };
-        if let (LrpLayer::BatchNorm { scale, shift }, Some(LrpLayer::Conv { weight, bias, .. })) = (&layer, out.last_mut()) {
+        if let (LrpLayer::BatchNorm { scale, shift }, Some(LrpLayer::Conv { weight, bias, .. })) =
+            (&layer, out.last_mut())
+        {
             let w = weight.broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?;
             let b = match bias {
                 Some(b) => ((&*b * scale)? + shift)?,
@@ -129,7 +157,13 @@ fn fold_batch_norms(layers: Vec<LrpLayer>) -> candle_core::Result<Vec<LrpLayer>>
 
 impl LrpLayer {
     /// `nn.BatchNorm2d` in eval mode from its parameters.
-    pub fn batch_norm(gamma: &Tensor, beta: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> candle_core::Result<Self> {
+    pub fn batch_norm(
+        gamma: &Tensor,
+        beta: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f64,
+    ) -> candle_core::Result<Self> {
         let scale = (gamma / (var + eps)?.sqrt()?)?;
         let shift = (beta - (mean * &scale)?)?;
         Ok(LrpLayer::BatchNorm { scale, shift })
@@ -137,10 +171,12 @@ impl LrpLayer {
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            LrpLayer::Conv { weight, bias, stride, padding } => conv(x, weight, bias.as_ref(), *stride, *padding),
-            LrpLayer::BatchNorm { scale, shift } => {
-                x.broadcast_mul(&scale.reshape((1, (), 1, 1))?)?.broadcast_add(&shift.reshape((1, (), 1, 1))?)
+            LrpLayer::Conv { weight, bias, stride, padding } => {
+                conv(x, weight, bias.as_ref(), *stride, *padding)
             }
+            LrpLayer::BatchNorm { scale, shift } => x
+                .broadcast_mul(&scale.reshape((1, (), 1, 1))?)?
+                .broadcast_add(&shift.reshape((1, (), 1, 1))?),
             LrpLayer::Relu => x.relu(),
             LrpLayer::MaxPool { kernel, stride, padding } => max_pool2d(x, *kernel, *stride, *padding),
             LrpLayer::AvgPool { kernel, stride } => avg_pool2d(x, *kernel, *stride),
@@ -162,7 +198,13 @@ impl LrpLayer {
     }
 }
 
-fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> candle_core::Result<Tensor> {
+fn conv(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> candle_core::Result<Tensor> {
     // candle 0.11's conv2d backward takes the transposed conv's output padding from the height only:
     // zero rows/columns at the bottom/right equalise the remainders (as `layers::conv2d_fwd`).
     let x = if stride > 1 {
@@ -229,7 +271,11 @@ fn stabilise(z: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
 }
 
 /// `∇_x Σ f(x) ⊙ s` for a constant `s`.
-fn vjp(x: &Tensor, s: &Tensor, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> candle_core::Result<Tensor> {
+fn vjp(
+    x: &Tensor,
+    s: &Tensor,
+    f: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
     let v = Var::from_tensor(&x.detach())?;
     let grads = (f(v.as_tensor())? * s)?.sum_all()?.backward()?;
     match grads.get(v.as_tensor()) {
@@ -239,7 +285,12 @@ fn vjp(x: &Tensor, s: &Tensor, f: impl Fn(&Tensor) -> candle_core::Result<Tensor
 }
 
 /// The ε recipe through any layer function: `a ⊙ ∇_a Σ f(a) ⊙ R/(f(a) + ε sign)`.
-fn eps_rule(a: &Tensor, r: &Tensor, eps: f32, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> candle_core::Result<Tensor> {
+fn eps_rule(
+    a: &Tensor,
+    r: &Tensor,
+    eps: f32,
+    f: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
     let s = (r / stabilise(&f(a)?, eps)?)?.detach();
     a * vjp(a, &s, f)?
 }
@@ -272,7 +323,9 @@ impl LrpModel {
         normalize_names(&mut sd);
         let w = Weights { sd: &sd, device, path: m.weights_path() };
         let layers = match m.arch {
-            Arch::Vgg16 | Arch::Vgg16Bn => vgg_layers(&w, m.arch_config.vgg_cfg.clone(), m.arch == Arch::Vgg16Bn)?,
+            Arch::Vgg16 | Arch::Vgg16Bn => {
+                vgg_layers(&w, m.arch_config.vgg_cfg.clone(), m.arch == Arch::Vgg16Bn)?
+            }
             Arch::Resnet50 => resnet_layers(&w)?,
             Arch::Densenet121 | Arch::Densenet201 => densenet_layers(&w)?,
             other => return Err(XaiError::BadParams(format!("LRP is not available for {other} yet"))),
@@ -295,7 +348,9 @@ impl LrpModel {
             Target::Class(c) => {
                 let n = logits.dim(1)?;
                 if *c >= n {
-                    return Err(XaiError::BadParams(format!("class {c} is out of range: the model has {n} outputs")));
+                    return Err(XaiError::BadParams(format!(
+                        "class {c} is out of range: the model has {n} outputs"
+                    )));
                 }
                 let mut m = vec![0f32; n];
                 m[*c] = 1.0;
@@ -303,7 +358,9 @@ impl LrpModel {
             }
             Target::Sum => logits.clone(),
             Target::Region { .. } => {
-                return Err(XaiError::BadParams("LRP explains classifiers; a region target needs a segmentation rule".into()))
+                return Err(XaiError::BadParams(
+                    "LRP explains classifiers; a region target needs a segmentation rule".into(),
+                ))
             }
         };
         let first = first_conv(&self.layers);
@@ -311,17 +368,24 @@ impl LrpModel {
     }
 
     /// Carries relevance `r` at the output of `layers` back to their input; `acts` from [`activations`].
-    fn backward(&self, layers: &[LrpLayer], acts: &[Tensor], mut r: Tensor, first: Option<&LrpLayer>) -> candle_core::Result<Tensor> {
+    fn backward(
+        &self,
+        layers: &[LrpLayer],
+        acts: &[Tensor],
+        mut r: Tensor,
+        first: Option<&LrpLayer>,
+    ) -> candle_core::Result<Tensor> {
         let eps = self.composite.epsilon;
         for (i, layer) in layers.iter().enumerate().rev() {
             let a = &acts[i];
             r = match layer {
                 LrpLayer::Relu => r,
                 LrpLayer::Flatten => r.reshape(a.dims())?,
-                LrpLayer::Linear { .. } | LrpLayer::BatchNorm { .. } | LrpLayer::MaxPool { .. }
-                | LrpLayer::AvgPool { .. } | LrpLayer::AdaptiveAvgPool { .. } => {
-                    eps_rule(a, &r, eps, |t| layer.forward(t))?
-                }
+                LrpLayer::Linear { .. }
+                | LrpLayer::BatchNorm { .. }
+                | LrpLayer::MaxPool { .. }
+                | LrpLayer::AvgPool { .. }
+                | LrpLayer::AdaptiveAvgPool { .. } => eps_rule(a, &r, eps, |t| layer.forward(t))?,
                 LrpLayer::Residual { main, shortcut } => {
                     let (am, asc) = (activations(main, a)?, activations(shortcut, a)?);
                     let (m, sc) = (am.last().expect("non-empty"), asc.last().expect("non-empty"));
@@ -383,10 +447,9 @@ impl Weights<'_> {
     }
 
     fn get(&self, k: &str) -> Result<Tensor, XaiError> {
-        let t = self
-            .sd
-            .get(k)
-            .ok_or_else(|| XaiError::BadParams(format!("checkpoint has no tensor '{k}': {}", self.path.display())))?;
+        let t = self.sd.get(k).ok_or_else(|| {
+            XaiError::BadParams(format!("checkpoint has no tensor '{k}': {}", self.path.display()))
+        })?;
         Ok(t.to_dtype(DType::F32)?.to_device(self.device)?)
     }
 
@@ -404,7 +467,10 @@ impl Weights<'_> {
     }
 
     fn linear(&self, p: &str) -> Result<LrpLayer, XaiError> {
-        Ok(LrpLayer::Linear { weight: self.get(&format!("{p}.weight"))?, bias: Some(self.get(&format!("{p}.bias"))?) })
+        Ok(LrpLayer::Linear {
+            weight: self.get(&format!("{p}.weight"))?,
+            bias: Some(self.get(&format!("{p}.bias"))?),
+        })
     }
 }
 
@@ -444,7 +510,12 @@ fn vgg_layers(w: &Weights, cfg: Option<Vec<VggLayer>>, batch_norm: bool) -> Resu
 /// torchvision ResNet classifier; blocks found by name (`conv3` present: Bottleneck), the stride 2 on the
 /// first block of layer2..4 (on `conv2` of a Bottleneck, `conv1` of a BasicBlock, and the downsample).
 fn resnet_layers(w: &Weights) -> Result<Vec<LrpLayer>, XaiError> {
-    let mut layers = vec![w.conv("conv1", 2)?, w.bn("bn1")?, LrpLayer::Relu, LrpLayer::MaxPool { kernel: 3, stride: 2, padding: 1 }];
+    let mut layers = vec![
+        w.conv("conv1", 2)?,
+        w.bn("bn1")?,
+        LrpLayer::Relu,
+        LrpLayer::MaxPool { kernel: 3, stride: 2, padding: 1 },
+    ];
     for l in 1..=4 {
         let mut b = 0;
         while w.has(&format!("layer{l}.{b}.conv1.weight")) {
@@ -452,14 +523,22 @@ fn resnet_layers(w: &Weights) -> Result<Vec<LrpLayer>, XaiError> {
             let s = if l > 1 && b == 0 { 2 } else { 1 };
             let main = if w.has(&format!("{p}.conv3.weight")) {
                 vec![
-                    w.conv(&format!("{p}.conv1"), 1)?, w.bn(&format!("{p}.bn1"))?, LrpLayer::Relu,
-                    w.conv(&format!("{p}.conv2"), s)?, w.bn(&format!("{p}.bn2"))?, LrpLayer::Relu,
-                    w.conv(&format!("{p}.conv3"), 1)?, w.bn(&format!("{p}.bn3"))?,
+                    w.conv(&format!("{p}.conv1"), 1)?,
+                    w.bn(&format!("{p}.bn1"))?,
+                    LrpLayer::Relu,
+                    w.conv(&format!("{p}.conv2"), s)?,
+                    w.bn(&format!("{p}.bn2"))?,
+                    LrpLayer::Relu,
+                    w.conv(&format!("{p}.conv3"), 1)?,
+                    w.bn(&format!("{p}.bn3"))?,
                 ]
             } else {
                 vec![
-                    w.conv(&format!("{p}.conv1"), s)?, w.bn(&format!("{p}.bn1"))?, LrpLayer::Relu,
-                    w.conv(&format!("{p}.conv2"), 1)?, w.bn(&format!("{p}.bn2"))?,
+                    w.conv(&format!("{p}.conv1"), s)?,
+                    w.bn(&format!("{p}.bn1"))?,
+                    LrpLayer::Relu,
+                    w.conv(&format!("{p}.conv2"), 1)?,
+                    w.bn(&format!("{p}.bn2"))?,
                 ]
             };
             let shortcut = if w.has(&format!("{p}.downsample.0.weight")) {
@@ -480,7 +559,9 @@ fn resnet_layers(w: &Weights) -> Result<Vec<LrpLayer>, XaiError> {
 fn densenet_layers(w: &Weights) -> Result<Vec<LrpLayer>, XaiError> {
     let f = "features";
     let mut layers = vec![
-        w.conv(&format!("{f}.conv0"), 2)?, w.bn(&format!("{f}.norm0"))?, LrpLayer::Relu,
+        w.conv(&format!("{f}.conv0"), 2)?,
+        w.bn(&format!("{f}.norm0"))?,
+        LrpLayer::Relu,
         LrpLayer::MaxPool { kernel: 3, stride: 2, padding: 1 },
     ];
     let mut b = 1;
@@ -489,8 +570,12 @@ fn densenet_layers(w: &Weights) -> Result<Vec<LrpLayer>, XaiError> {
         while w.has(&format!("{f}.denseblock{b}.denselayer{l}.norm1.weight")) {
             let p = format!("{f}.denseblock{b}.denselayer{l}");
             let new = vec![
-                w.bn(&format!("{p}.norm1"))?, LrpLayer::Relu, w.conv(&format!("{p}.conv1"), 1)?,
-                w.bn(&format!("{p}.norm2"))?, LrpLayer::Relu, w.conv(&format!("{p}.conv2"), 1)?,
+                w.bn(&format!("{p}.norm1"))?,
+                LrpLayer::Relu,
+                w.conv(&format!("{p}.conv1"), 1)?,
+                w.bn(&format!("{p}.norm2"))?,
+                LrpLayer::Relu,
+                w.conv(&format!("{p}.conv2"), 1)?,
             ];
             layers.push(LrpLayer::Concat(vec![Vec::new(), new]));
             l += 1;
@@ -502,13 +587,24 @@ fn densenet_layers(w: &Weights) -> Result<Vec<LrpLayer>, XaiError> {
         }
         b += 1;
     }
-    layers.extend([w.bn(&format!("{f}.norm5"))?, LrpLayer::Relu, LrpLayer::AdaptiveAvgPool { height: 1, width: 1 }]);
+    layers.extend([
+        w.bn(&format!("{f}.norm5"))?,
+        LrpLayer::Relu,
+        LrpLayer::AdaptiveAvgPool { height: 1, width: 1 },
+    ]);
     layers.extend([LrpLayer::Flatten, w.linear("classifier")?]);
     Ok(layers)
 }
 
 /// α1β0: only positive contributions `a⁺w⁺ + a⁻w⁻ (+ b⁺)` carry relevance.
-fn alpha1beta0(a: &Tensor, r: &Tensor, w: &Tensor, b: Option<&Tensor>, s: usize, p: usize) -> candle_core::Result<Tensor> {
+fn alpha1beta0(
+    a: &Tensor,
+    r: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    s: usize,
+    p: usize,
+) -> candle_core::Result<Tensor> {
     let (ap, an) = (a.relu()?, a.minimum(0f64)?);
     let (wp, wn) = (w.relu()?, w.minimum(0f64)?);
     let bp = match b {
@@ -524,7 +620,16 @@ fn alpha1beta0(a: &Tensor, r: &Tensor, w: &Tensor, b: Option<&Tensor>, s: usize,
 
 /// z^B (Montavon et al. 2017) for an input bounded per channel by `low` ≤ a ≤ `high`.
 #[allow(clippy::too_many_arguments)]
-fn zbox(a: &Tensor, r: &Tensor, w: &Tensor, b: Option<&Tensor>, s: usize, p: usize, low: &[f32], high: &[f32]) -> candle_core::Result<Tensor> {
+fn zbox(
+    a: &Tensor,
+    r: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    s: usize,
+    p: usize,
+    low: &[f32],
+    high: &[f32],
+) -> candle_core::Result<Tensor> {
     let c = a.dim(1)?;
     if low.len() != c || high.len() != c {
         candle_core::bail!("z^B bounds have {} channels, the input {c}", low.len());
@@ -538,7 +643,8 @@ fn zbox(a: &Tensor, r: &Tensor, w: &Tensor, b: Option<&Tensor>, s: usize, p: usi
         Some(b) => (Some(b.relu()?), Some(b.minimum(0f64)?)),
         None => (None, None),
     };
-    let z = ((conv(a, w, b, s, p)? - conv(&l, &wp, bp.as_ref(), s, p)?)? - conv(&h, &wn, bn.as_ref(), s, p)?)?;
+    let z =
+        ((conv(a, w, b, s, p)? - conv(&l, &wp, bp.as_ref(), s, p)?)? - conv(&h, &wn, bn.as_ref(), s, p)?)?;
     let sc = (r / stabilise(&z, 1e-9)?)?.detach();
     let ga = vjp(a, &sc, |t| conv(t, w, None, s, p))?;
     let gl = vjp(&l, &sc, |t| conv(t, &wp, None, s, p))?;
@@ -578,7 +684,12 @@ impl Explainer for Lrp {
         "lrp"
     }
 
-    fn explain(&self, input: &ExplainInput, _params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        _params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         let r = self.model.relevance(input.input, input.target)?;
         if !progress(1, 1) {
             return Err(XaiError::Cancelled);
@@ -586,4 +697,3 @@ impl Explainer for Lrp {
         Ok(reduce_channels(&r, ChannelReduce::Sum)?)
     }
 }
-

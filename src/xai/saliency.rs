@@ -73,7 +73,12 @@ impl Explainer for Saliency {
         "saliency"
     }
 
-    fn explain(&self, input: &ExplainInput, _params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        _params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         let g = input_gradient(input.net, input.input, input.target)?;
         if !progress(1, 1) {
             return Err(XaiError::Cancelled);

@@ -80,7 +80,12 @@ impl Explainer for SmoothGrad {
         true
     }
 
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         let n = params.steps.unwrap_or(DEFAULT_SAMPLES);
         if n == 0 || params.batch == 0 {
             return Err(XaiError::BadParams("SmoothGrad needs ≥ 1 sample and batch ≥ 1".into()));
