@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use radlens::model::manifest::Normalize;
 use radlens::model::{load_model, Network};
-use radlens::xai::integrated_gradients::{gauss_legendre, IntegratedGradients, Quadrature};
+use radlens::xai::integrated_gradients::{gauss_legendre, Baseline, IntegratedGradients, Quadrature};
 use radlens::xai::lrp::{Composite, ConvRule, Lrp, LrpLayer, LrpModel};
 use radlens::xai::saliency::{input_gradient, reduce_channels, ChannelReduce, Saliency};
 use radlens::xai::smoothgrad::SmoothGrad;
@@ -396,4 +397,48 @@ fn gradient_of_a_batch_is_per_item() {
     let d: f32 =
         (g.narrow(0, 0, 1).unwrap() - g0).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
     assert!(d < 1e-6);
+}
+
+#[test]
+fn ig_riemann_trapezoid_follows_captums_step_sizes() {
+    // captum's trapezoid steps sum to (n − 1)/n: on f(x) = w·x, IG = w ⊙ x · (n − 1)/n.
+    let w = t(100, &[1, 25], 1.0);
+    let x = t(101, &[1, 1, 5, 5], 2.0);
+    let net = LrpModel::new(
+        vec![LrpLayer::Flatten, LrpLayer::Linear { weight: w.clone(), bias: None }],
+        Composite::epsilon(1e-9),
+    )
+    .unwrap();
+    let ig = IntegratedGradients { method: Quadrature::RiemannTrapezoid, ..Default::default() };
+    let n = 20;
+    let map =
+        run(&ig, &net, &x, &Target::Class(0), &Params { steps: Some(n), batch: 6, ..Params::default() })
+            .unwrap();
+    let wv: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+    let xv: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+    for ((g, a), b) in map.values.iter().zip(&wv).zip(&xv) {
+        let want = a * b * (n - 1) as f32 / n as f32;
+        assert!((g - want).abs() <= 1e-5 * (1.0 + want.abs()), "{g} vs {want}");
+    }
+}
+
+#[test]
+fn ig_with_a_black_baseline_is_complete() {
+    let net = tiny_vgg(true, Composite::epsilon(1e-9));
+    let x = tiny_input();
+    let ig = IntegratedGradients {
+        baseline: Baseline::black(Normalize::Imagenet, 3, 8, 8, &Device::Cpu).unwrap(),
+        ..Default::default()
+    };
+    let (c, _) = top_class(&net, &x);
+    let r = ig.attributions(&net, &x, &Target::Class(c), 64, 16, &mut |_, _| true).unwrap();
+    let sum: f32 = r.attributions.sum_all().unwrap().to_scalar().unwrap();
+    let diff = r.score_input - r.score_baseline;
+    println!("tiny net IG, black baseline: Σ = {sum}, f(x) − f(black) = {diff}");
+    assert!((sum - diff).abs() <= 0.01 * diff.abs(), "Σ {sum} vs {diff}");
+    // The baseline really is the normalised black image.
+    let zero = IntegratedGradients::default()
+        .attributions(&net, &x, &Target::Class(c), 8, 8, &mut |_, _| true)
+        .unwrap();
+    assert_ne!(zero.score_baseline, r.score_baseline);
 }

@@ -3,7 +3,8 @@
 //! The integral is a quadrature over `steps` points (default 50, `Params::steps`), by default
 //! Gauss–Legendre as captum's default `method="gausslegendre"` (nodes and weights of
 //! `numpy.polynomial.legendre.leggauss` mapped to [0, 1]); captum's `riemann_trapezoid` is the other
-//! option (captum's step sizes: 1/n each, halved at both ends). The interpolated images are run
+//! option (captum's step sizes, kept for parity: 1/n each, halved at both ends, so they sum to (n−1)/n and
+//! the map is that much smaller than Gauss–Legendre's on a linear model). The interpolated images are run
 //! `Params::batch` at a time; each item's score is multiplied by its quadrature weight before the one
 //! backward of the batch, so the gradients come back already weighted. Progress is reported after each
 //! batch, and a `false` from the callback cancels.
