@@ -9,4 +9,5 @@ pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod report;
 pub mod xai;

@@ -5,6 +5,7 @@
 mod bench;
 mod bench_model;
 mod demo;
+mod explain;
 mod export;
 mod info;
 mod metrics;
@@ -41,6 +42,8 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     /// Run a model on a study: segmentation probabilities / masks, or class probabilities.
     Predict(predict::PredictArgs),
+    /// Explain a model's output on one slice with an XAI method (heatmap .npy, overlay PNG).
+    Explain(explain::ExplainArgs),
     /// Benchmarks (timings are printed, never asserted).
     Bench(bench::BenchArgs),
 }
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Export(a)) => export::run(&a, &mut out),
         Some(Command::Metrics(a)) => metrics::run(&a, &mut out),
         Some(Command::Predict(a)) => predict::run(&a, &mut out),
+        Some(Command::Explain(a)) => explain::run(&a, &mut out),
         Some(Command::Bench(a)) => bench::run(&a, &mut out),
     };
     let _ = out.flush();

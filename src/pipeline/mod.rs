@@ -2,7 +2,10 @@
 //! the GUI on the [`worker::Worker`] thread, the CLI directly. Long work reports progress and stops when
 //! its [`CancelToken`] is set.
 
+mod explain;
 pub mod worker;
+
+pub use explain::{resize_nearest_labels, ExplainJob, Explanation, Stability, TargetSpec};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -37,6 +40,8 @@ impl CancelToken {
 pub enum Job {
     /// Run a model on some slices of a study.
     Predict(PredictJob),
+    /// Explain a model's output on one slice with one method.
+    Explain(ExplainJob),
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +59,7 @@ pub struct PredictJob {
 #[non_exhaustive]
 pub enum JobOutput {
     Prediction(Prediction),
+    Explanation(Box<Explanation>),
 }
 
 /// Model probabilities on the study's grid.
@@ -104,6 +110,8 @@ pub enum PipelineError {
     Cancelled,
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Xai(#[from] crate::xai::XaiError),
 }
 
 /// Models loaded so far, by (manifest path, device): a model loads once per session.
@@ -150,6 +158,7 @@ pub struct Context<'a> {
 pub fn run_job(job: &Job, ctx: &mut Context) -> Result<JobOutput, PipelineError> {
     match job {
         Job::Predict(p) => predict(p, ctx).map(JobOutput::Prediction),
+        Job::Explain(e) => explain::explain(e, ctx).map(|x| JobOutput::Explanation(Box::new(x))),
     }
 }
 

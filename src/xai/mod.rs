@@ -8,6 +8,7 @@
 
 pub mod integrated_gradients;
 pub mod lrp;
+pub mod methods;
 pub mod saliency;
 pub mod smoothgrad;
 
