@@ -8,7 +8,7 @@ loads, rebuilt as the real PyTorch modules by the builders of tools/make_fixture
 tools/make_fixtures_classifiers.py), runs GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM,
 EigenCAM, ScoreCAM and AblationCAM at the manifest's `cam_layer` on the first image of `input.npy`, and saves
 each map as pytorch-grad-cam returns it (ReLU, min-max scaled, resized to the input size with cv2) as
-`<method>.npy` (float32, H×W), plus the target: `mask.npy` (uint8 H×W, segmentation: predicted mask of
+`<method>.npy` (float32, H×W), plus the target: `mask.npy` (float32 0/1, H×W, segmentation: predicted mask of
 class 0, sigmoid > 0.5, `SemanticSegmentationTarget(0, mask)`) or `meta.json` {"class": top class}
 (classification, `ClassifierOutputTarget`).
 
@@ -102,7 +102,7 @@ def smp_case():
     print(f"{case}: mask {mask.sum()} of {mask.size} pixels")
     out = os.path.join(ROOT, "tests/fixtures/xai/cam", case)
     os.makedirs(out, exist_ok=True)
-    np.save(os.path.join(out, "mask.npy"), mask.astype(np.uint8))
+    np.save(os.path.join(out, "mask.npy"), mask.astype(np.float32))
     run_all(model, x, "encoder.layer4", [SemanticSegmentationTarget(0, mask.astype(np.float32))], out)
 
 
