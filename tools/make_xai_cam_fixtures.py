@@ -12,10 +12,19 @@ each map as pytorch-grad-cam returns it (ReLU, min-max scaled, resized to the in
 class 0, sigmoid > 0.5, `SemanticSegmentationTarget(0, mask)`) or `meta.json` {"class": top class}
 (classification, `ClassifierOutputTarget`).
 
+At 64² both layers are 2×2, so a second set, `<case>_128/`, runs the same on the input upsampled to 128²
+(`F.interpolate` bilinear, align_corners=False, which radlens's `resize_bilinear` reproduces): 4×4 cells.
+To stay small its maps are stored as uint16 (`round(map · 65535)`) and its mask as uint8.
+
 Ablation-CAM: pytorch-grad-cam's default `AblationLayer` writes `min(activations) - 1e7` instead of 0 when
 the layer's minimum is not exactly 0 (and, for a batch, compounds that value item after item). radlens
 zeroes the channel (the paper's definition), so the reference uses an ablation layer that always zeroes;
-`ablationcam_default.npy` keeps the stock output for the record.
+`ablationcam_default.npy` (64² sets) keeps the stock output for the record.
+
+Eigen-CAM: the stock `EigenCAM` projects on LAPACK's first singular vector, whose sign is arbitrary (on
+the 128² densenet set it comes out flipped, and the ReLU then keeps the other side). radlens fixes the sign
+as `get_2d_projection_with_sign_correction` does (flip when |min| > |max|), so the reference is EigenCAM with
+that projection; `eigencam_default.npy` (64² sets) keeps the stock output.
 
 Needs: torch, torchvision, segmentation-models-pytorch, grad-cam, safetensors, numpy.
 """
@@ -35,17 +44,8 @@ from pytorch_grad_cam import (AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, H
                               ScoreCAM, XGradCAM)
 from pytorch_grad_cam.ablation_layer import AblationLayer  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, SemanticSegmentationTarget  # noqa: E402
+from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction  # noqa: E402
 
-METHODS = {
-    "gradcam": GradCAM,
-    "gradcam_pp": GradCAMPlusPlus,
-    "xgradcam": XGradCAM,
-    "layercam": LayerCAM,
-    "hirescam": HiResCAM,
-    "eigencam": EigenCAM,
-    "scorecam": ScoreCAM,
-    "ablationcam": AblationCAM,
-}
 
 
 class ZeroAblationLayer(AblationLayer):
@@ -56,6 +56,25 @@ class ZeroAblationLayer(AblationLayer):
         for i in range(output.size(0)):
             output[i, self.indices[i], :] = 0
         return output
+
+
+class SignCorrectedEigenCAM(EigenCAM):
+    """EigenCAM with the projection's sign fixed (`get_2d_projection_with_sign_correction`), as radlens."""
+
+    def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):
+        return get_2d_projection_with_sign_correction(activations)
+
+
+METHODS = {
+    "gradcam": GradCAM,
+    "gradcam_pp": GradCAMPlusPlus,
+    "xgradcam": XGradCAM,
+    "layercam": LayerCAM,
+    "hirescam": HiResCAM,
+    "eigencam": SignCorrectedEigenCAM,
+    "scorecam": ScoreCAM,
+    "ablationcam": AblationCAM,
+}
 
 
 def load_weights(model, case):
@@ -72,7 +91,14 @@ def module(model, path):
     return m
 
 
-def run_all(model, x, layer_path, targets, out_dir):
+def save_map(path, cam, u16):
+    if u16:
+        np.save(path, np.round(np.clip(cam, 0, 1) * 65535).astype(np.uint16))
+    else:
+        np.save(path, cam.astype(np.float32))
+
+
+def run_all(model, x, layer_path, targets, out_dir, u16=False):
     os.makedirs(out_dir, exist_ok=True)
     layer = module(model, layer_path)
     for name, cls in METHODS.items():
@@ -83,47 +109,64 @@ def run_all(model, x, layer_path, targets, out_dir):
         if name in ("scorecam", "ablationcam"):
             cam.batch_size = 16
         grayscale = cam(input_tensor=x, targets=targets)[0]
-        np.save(os.path.join(out_dir, f"{name}.npy"), grayscale.astype(np.float32))
+        save_map(os.path.join(out_dir, f"{name}.npy"), grayscale, u16)
         print(f"  {name}: range {grayscale.min():.3f}..{grayscale.max():.3f}")
+    if u16:
+        return
     cam = AblationCAM(model=model, target_layers=[layer])
     cam.batch_size = 16
-    np.save(os.path.join(out_dir, "ablationcam_default.npy"), cam(input_tensor=x, targets=targets)[0].astype(np.float32))
+    save_map(os.path.join(out_dir, "ablationcam_default.npy"), cam(input_tensor=x, targets=targets)[0], u16)
+    cam = EigenCAM(model=model, target_layers=[layer])
+    save_map(os.path.join(out_dir, "eigencam_default.npy"), cam(input_tensor=x, targets=targets)[0], u16)
 
 
-def smp_case():
+def fixture_input(case, size):
+    """The first image of the fixture's input.npy; upsampled (bilinear, align_corners=False) when `size`."""
+    x = torch.from_numpy(np.load(os.path.join(ROOT, "tests/fixtures/models", case, "input.npy"))[:1]).float()
+    if size is not None:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x
+
+
+def out_dir(case, size):
+    return os.path.join(ROOT, "tests/fixtures/xai/cam", case if size is None else f"{case}_{size}")
+
+
+def smp_case(size=None):
     from make_fixtures import build_smp_unet
 
     case = "smp_unet_resnet18"
     model = load_weights(build_smp_unet(18, 8, [32, 16, 16, 8, 8], 2), case)
-    x = torch.from_numpy(np.load(os.path.join(ROOT, "tests/fixtures/models", case, "input.npy"))[:1]).float()
+    x = fixture_input(case, size)
     with torch.no_grad():
         logits = model(x)
     mask = (torch.sigmoid(logits[0, 0]) > 0.5).numpy()
     print(f"{case}: mask {mask.sum()} of {mask.size} pixels")
-    out = os.path.join(ROOT, "tests/fixtures/xai/cam", case)
+    out = out_dir(case, size)
     os.makedirs(out, exist_ok=True)
-    np.save(os.path.join(out, "mask.npy"), mask.astype(np.float32))
-    run_all(model, x, "encoder.layer4", [SemanticSegmentationTarget(0, mask.astype(np.float32))], out)
+    np.save(os.path.join(out, "mask.npy"), mask.astype(np.float32) if size is None else mask.astype(np.uint8))
+    run_all(model, x, "encoder.layer4", [SemanticSegmentationTarget(0, mask.astype(np.float32))], out, size is not None)
 
 
-def densenet_case():
+def densenet_case(size=None):
     from torchvision.models import DenseNet
 
     case = "densenet121_narrow"
     model = load_weights(DenseNet(growth_rate=8, block_config=(2, 2, 2, 2), num_init_features=16, bn_size=4,
                                   num_classes=5), case)
-    x = torch.from_numpy(np.load(os.path.join(ROOT, "tests/fixtures/models", case, "input.npy"))[:1]).float()
+    x = fixture_input(case, size)
     with torch.no_grad():
         top = int(model(x)[0].argmax())
     print(f"{case}: top class {top}")
-    out = os.path.join(ROOT, "tests/fixtures/xai/cam", case)
+    out = out_dir(case, size)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "meta.json"), "w") as f:
         json.dump({"class": top}, f)
-    run_all(model, x, "features.denseblock4", [ClassifierOutputTarget(top)], out)
+    run_all(model, x, "features.denseblock4", [ClassifierOutputTarget(top)], out, size is not None)
 
 
 if __name__ == "__main__":
     torch.use_deterministic_algorithms(True)
-    smp_case()
-    densenet_case()
+    for size in (None, 128):
+        smp_case(size)
+        densenet_case(size)
