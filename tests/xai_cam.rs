@@ -70,7 +70,11 @@ impl Network for Tiny {
 /// A = relu(conv(x)) by hand: (3, 2, 2).
 fn tiny_activations() -> Vec<[[f64; 2]; 2]> {
     let x = |r: isize, c: isize| -> f64 {
-        if (0..4).contains(&r) && (0..4).contains(&c) { X[(r * 4 + c) as usize] as f64 } else { 0.0 }
+        if (0..4).contains(&r) && (0..4).contains(&c) {
+            X[(r * 4 + c) as usize] as f64
+        } else {
+            0.0
+        }
     };
     [K0, K1, K2]
         .iter()
@@ -82,7 +86,8 @@ fn tiny_activations() -> Vec<[[f64; 2]; 2]> {
                     let mut s = b as f64;
                     for ky in 0..3 {
                         for kx in 0..3 {
-                            s += k[ky * 3 + kx] as f64 * x(oy as isize * 2 - 1 + ky as isize, ox as isize * 2 - 1 + kx as isize);
+                            s += k[ky * 3 + kx] as f64
+                                * x(oy as isize * 2 - 1 + ky as isize, ox as isize * 2 - 1 + kx as isize);
                         }
                     }
                     *v = s.max(0.0);
@@ -105,7 +110,14 @@ fn hand_map(weights: &[f64], a: &[[[f64; 2]; 2]]) -> Vec<f64> {
     m.iter().map(|v| v.max(0.0)).collect()
 }
 
-fn explain_with(net: &dyn Network, x: &Tensor, target: &Target, layer: Option<&str>, method: &dyn Explainer, params: &Params) -> Result<Heatmap, XaiError> {
+fn explain_with(
+    net: &dyn Network,
+    x: &Tensor,
+    target: &Target,
+    layer: Option<&str>,
+    method: &dyn Explainer,
+    params: &Params,
+) -> Result<Heatmap, XaiError> {
     let input = ExplainInput { net, input: x, grey: &[], target, default_layer: layer };
     method.explain(&input, params, &mut |_, _| true)
 }
@@ -130,7 +142,8 @@ fn gradcam_known_answer_on_a_hand_built_network() {
         let a_want: Vec<f64> = a_hand.iter().flat_map(|k| k.iter().flatten().copied()).collect();
         assert_close(&a_flat, &a_want, 1e-6, "activations");
         let g_flat: Vec<f32> = g.flatten_all().unwrap().to_vec1().unwrap();
-        let g_want: Vec<f64> = (0..3).flat_map(|k| std::iter::repeat(LIN_W[class][k] as f64 / 4.0).take(4)).collect();
+        let g_want: Vec<f64> =
+            (0..3).flat_map(|k| std::iter::repeat(LIN_W[class][k] as f64 / 4.0).take(4)).collect();
         assert_close(&g_flat, &g_want, 1e-7, "gradients");
 
         let w: Vec<f64> = (0..3).map(|k| LIN_W[class][k] as f64 / 4.0).collect();
@@ -170,7 +183,8 @@ fn gradcam_plusplus_known_answer_on_a_hand_built_network() {
         assert_close(&weights, &w, 1e-6, "Grad-CAM++ weights");
         let got = weighted_map(&a, &GradCamPlusPlus.weights(&a, &g).unwrap()).unwrap();
         assert_close(&got.flatten_all().unwrap().to_vec1::<f32>().unwrap(), &want, 1e-6, "Grad-CAM++ map");
-        let map = explain_with(&net, &x, &target, Some("features"), &GradCamPlusPlus, &Params::default()).unwrap();
+        let map =
+            explain_with(&net, &x, &target, Some("features"), &GradCamPlusPlus, &Params::default()).unwrap();
         let want32: Vec<f32> = want.iter().map(|&v| v as f32).collect();
         let resized: Vec<f64> = resize_bilinear(&want32, 2, 2, 4, 4).iter().map(|&v| v as f64).collect();
         assert_close(&map.values, &resized, 1e-6, "Grad-CAM++ heatmap");
@@ -198,7 +212,10 @@ fn unknown_layer_lists_the_layers() {
 #[test]
 fn names() {
     let names: Vec<&str> = all_methods().iter().map(|m| m.name()).collect();
-    assert_eq!(names, ["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam", "ablationcam"]);
+    assert_eq!(
+        names,
+        ["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam", "ablationcam"]
+    );
 }
 
 fn all_methods() -> Vec<Box<dyn Explainer>> {
@@ -215,7 +232,8 @@ fn all_methods() -> Vec<Box<dyn Explainer>> {
 }
 
 /// Fixture file stem of each method (tools/make_xai_cam_fixtures.py).
-const STEMS: [&str; 8] = ["gradcam", "gradcam_pp", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam", "ablationcam"];
+const STEMS: [&str; 8] =
+    ["gradcam", "gradcam_pp", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam", "ablationcam"];
 
 // ---------------------------------------------------------------------------------------------------
 // Score-CAM numerical safety.
@@ -227,11 +245,19 @@ fn scorecam_has_no_nans_with_a_constant_channel_at_any_batch_size() {
     let mut reference: Option<Heatmap> = None;
     for batch in [1, 2, 3, 4] {
         let mut calls = Vec::new();
-        let input = ExplainInput { net: &net, input: &x, grey: &[], target: &Target::Class(1), default_layer: Some("features") };
-        let map = ScoreCam.explain(&input, &Params { batch, ..Params::default() }, &mut |d, t| {
-            calls.push((d, t));
-            true
-        }).unwrap();
+        let input = ExplainInput {
+            net: &net,
+            input: &x,
+            grey: &[],
+            target: &Target::Class(1),
+            default_layer: Some("features"),
+        };
+        let map = ScoreCam
+            .explain(&input, &Params { batch, ..Params::default() }, &mut |d, t| {
+                calls.push((d, t));
+                true
+            })
+            .unwrap();
         assert!(map.values.iter().all(|v| v.is_finite()), "batch {batch}: {:?}", map.values);
         let scores = map.extras.channel_scores.clone().unwrap();
         assert_eq!(scores.len(), 3);
@@ -240,7 +266,12 @@ fn scorecam_has_no_nans_with_a_constant_channel_at_any_batch_size() {
         assert_eq!(calls.last(), Some(&(3, 3)), "progress {calls:?}");
         match &reference {
             None => reference = Some(map),
-            Some(r) => assert_close(&map.values, &r.values.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-6, "batch-size independence"),
+            Some(r) => assert_close(
+                &map.values,
+                &r.values.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                1e-6,
+                "batch-size independence",
+            ),
         }
     }
 }
@@ -249,7 +280,13 @@ fn scorecam_has_no_nans_with_a_constant_channel_at_any_batch_size() {
 fn scorecam_can_be_cancelled_and_rejects_batch_zero() {
     let net = Tiny::new();
     let x = Tiny::input();
-    let input = ExplainInput { net: &net, input: &x, grey: &[], target: &Target::Class(0), default_layer: Some("features") };
+    let input = ExplainInput {
+        net: &net,
+        input: &x,
+        grey: &[],
+        target: &Target::Class(0),
+        default_layer: Some("features"),
+    };
     let r = ScoreCam.explain(&input, &Params { batch: 1, ..Params::default() }, &mut |d, _| d < 1);
     assert!(matches!(r, Err(XaiError::Cancelled)), "{r:?}");
     let r = ScoreCam.explain(&input, &Params { batch: 0, ..Params::default() }, &mut |_, _| true);
@@ -301,7 +338,8 @@ fn fixture_input(case: &str, size: Option<usize>) -> Tensor {
     let Some(s) = size else { return x };
     let (_, c, h, w) = x.dims4().unwrap();
     let flat: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
-    let up: Vec<f32> = (0..c).flat_map(|ch| resize_bilinear(&flat[ch * h * w..(ch + 1) * h * w], h, w, s, s)).collect();
+    let up: Vec<f32> =
+        (0..c).flat_map(|ch| resize_bilinear(&flat[ch * h * w..(ch + 1) * h * w], h, w, s, s)).collect();
     Tensor::from_vec(up, (1, c, s, s), &Device::Cpu).unwrap()
 }
 
@@ -311,7 +349,8 @@ fn fixture_target(case: &str) -> Target {
         let (m, _) = npy_any(&dir.join("mask.npy"));
         Target::Region { class: 0, mask: m.iter().map(|&v| v > 0.5).collect() }
     } else {
-        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
         Target::Class(meta["class"].as_u64().unwrap() as usize)
     }
 }
@@ -367,14 +406,27 @@ fn parity(case: &str, size: Option<usize>) {
     let mut failures = Vec::new();
     for (method, stem) in all_methods().iter().zip(STEMS) {
         let t = Instant::now();
-        let map = explain_with(model.net.as_ref(), &x, &target, layer.as_deref(), method.as_ref(), &Params::default()).unwrap();
+        let map = explain_with(
+            model.net.as_ref(),
+            &x,
+            &target,
+            layer.as_deref(),
+            method.as_ref(),
+            &Params::default(),
+        )
+        .unwrap();
         let elapsed = t.elapsed();
         assert!(map.values.iter().all(|v| v.is_finite()), "{case} {stem}: non-finite values");
         let (want, shape) = npy_any(&cam_dir(case).join(format!("{stem}.npy")));
         assert_eq!(shape, vec![map.height, map.width], "{case} {stem}: shape");
         let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
         let r = pearson(&minmax(&map.values), &want);
-        println!("parity {case:20} {:12} pearson {r:.6} (1 - r = {:.1e})  ({:.1} ms)", method.name(), 1.0 - r, elapsed.as_secs_f64() * 1e3);
+        println!(
+            "parity {case:20} {:12} pearson {r:.6} (1 - r = {:.1e})  ({:.1} ms)",
+            method.name(),
+            1.0 - r,
+            elapsed.as_secs_f64() * 1e3
+        );
         if !(r >= 0.99) {
             failures.push(format!("{stem}: {r:.4}"));
         }
@@ -406,7 +458,15 @@ fn scorecam_on_a_fixture_has_no_nans_at_batch_1_3_and_channel_count() {
     let k = tap.get(&layer).unwrap().dim(1).unwrap();
     let mut maps = Vec::new();
     for batch in [1, 3, k] {
-        let map = explain_with(model.net.as_ref(), &x, &target, Some(&layer), &ScoreCam, &Params { batch, ..Params::default() }).unwrap();
+        let map = explain_with(
+            model.net.as_ref(),
+            &x,
+            &target,
+            Some(&layer),
+            &ScoreCam,
+            &Params { batch, ..Params::default() },
+        )
+        .unwrap();
         assert!(map.values.iter().all(|v| v.is_finite()), "batch {batch}");
         assert!(map.extras.channel_scores.as_ref().unwrap().iter().all(|v| v.is_finite()), "batch {batch}");
         assert_eq!(map.extras.channel_scores.as_ref().unwrap().len(), k);
@@ -434,7 +494,8 @@ fn randomised_densenet(prefixes: &[&str], dir: &Path) -> usize {
         state ^= state << 17;
         ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     };
-    let mut names: Vec<String> = sd.keys().filter(|k| prefixes.iter().any(|p| k.starts_with(p))).cloned().collect();
+    let mut names: Vec<String> =
+        sd.keys().filter(|k| prefixes.iter().any(|p| k.starts_with(p))).cloned().collect();
     names.sort();
     for name in &names {
         let t = &sd[name];
@@ -456,7 +517,10 @@ fn randomised_densenet(prefixes: &[&str], dir: &Path) -> usize {
         } else {
             (0..n).map(|_| normal(0.1)).collect()
         };
-        sd.insert(name.clone(), Tensor::from_vec(v, dims, &Device::Cpu).unwrap().to_dtype(t.dtype()).unwrap());
+        sd.insert(
+            name.clone(),
+            Tensor::from_vec(v, dims, &Device::Cpu).unwrap().to_dtype(t.dtype()).unwrap(),
+        );
     }
     candle_core::safetensors::save(&sd, dir.join("weights.safetensors")).unwrap();
     names.len()
@@ -471,12 +535,15 @@ fn randomising_the_last_dense_block_changes_gradcam() {
     let layer = original.manifest.cam_layer.clone();
     let target = Target::default_for(original.net.as_ref(), &x, original.manifest.activation, 0.5).unwrap();
     let run = |m: &LoadedModel| -> Vec<f64> {
-        let h = explain_with(m.net.as_ref(), &x, &target, layer.as_deref(), &GradCam, &Params::default()).unwrap();
+        let h = explain_with(m.net.as_ref(), &x, &target, layer.as_deref(), &GradCam, &Params::default())
+            .unwrap();
         h.values.iter().map(|&v| v as f64).collect()
     };
     let base = run(&original);
     let mut rhos = Vec::new();
-    for prefixes in [&["features.denseblock4."][..], &["classifier.", "features.norm5.", "features.denseblock4."][..]] {
+    for prefixes in
+        [&["features.denseblock4."][..], &["classifier.", "features.norm5.", "features.denseblock4."][..]]
+    {
         let tmp = tempfile::tempdir().unwrap();
         let n = randomised_densenet(prefixes, tmp.path());
         let randomised = load_model(&tmp.path().join("model.toml"), &Device::Cpu).unwrap();
@@ -489,7 +556,11 @@ fn randomising_the_last_dense_block_changes_gradcam() {
     // them, so the map keeps part of its ranking. The cascade down to the block (Adebayo et al.'s
     // protocol: classifier, norm5, denseblock4) must decorrelate it.
     assert!(rhos[0] < 0.8, "randomising features.denseblock4 barely changed Grad-CAM: rho = {}", rhos[0]);
-    assert!(rhos[1] < 0.5, "randomising the head down to features.denseblock4 barely changed Grad-CAM: rho = {}", rhos[1]);
+    assert!(
+        rhos[1] < 0.5,
+        "randomising the head down to features.denseblock4 barely changed Grad-CAM: rho = {}",
+        rhos[1]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -502,7 +573,17 @@ fn two_runs_give_bit_identical_maps() {
         let target = fixture_target(case);
         let layer = model.manifest.cam_layer.clone();
         for method in all_methods() {
-            let run = || explain_with(model.net.as_ref(), &x, &target, layer.as_deref(), method.as_ref(), &Params { batch: 7, ..Params::default() }).unwrap();
+            let run = || {
+                explain_with(
+                    model.net.as_ref(),
+                    &x,
+                    &target,
+                    layer.as_deref(),
+                    method.as_ref(),
+                    &Params { batch: 7, ..Params::default() },
+                )
+                .unwrap()
+            };
             let (a, b) = (run(), run());
             let bits = |h: &Heatmap| h.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&a), bits(&b), "{case} {}", method.name());
@@ -524,9 +605,14 @@ fn timings_on_the_fixtures() {
             let t = Instant::now();
             let reps = 3;
             for _ in 0..reps {
-                explain_with(model.net.as_ref(), &x, &target, layer.as_deref(), m, &Params::default()).unwrap();
+                explain_with(model.net.as_ref(), &x, &target, layer.as_deref(), m, &Params::default())
+                    .unwrap();
             }
-            println!("timing {case:20} {:10} {:.1} ms/run (batch 16)", m.name(), t.elapsed().as_secs_f64() * 1e3 / reps as f64);
+            println!(
+                "timing {case:20} {:10} {:.1} ms/run (batch 16)",
+                m.name(),
+                t.elapsed().as_secs_f64() * 1e3 / reps as f64
+            );
         }
     }
 }

@@ -22,7 +22,12 @@ impl Explainer for AblationCam {
     fn name(&self) -> &'static str {
         "ablationcam"
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         if params.batch == 0 {
             return Err(XaiError::BadParams("batch must be at least 1".into()));
         }
@@ -39,7 +44,8 @@ impl Explainer for AblationCam {
         while start < k {
             let n = params.batch.min(k - start);
             // keep[j, c] = 0 where c = start + j, else 1.
-            let keep: Vec<f32> = (0..n).flat_map(|j| (0..k).map(move |c| if c == start + j { 0.0 } else { 1.0 })).collect();
+            let keep: Vec<f32> =
+                (0..n).flat_map(|j| (0..k).map(move |c| if c == start + j { 0.0 } else { 1.0 })).collect();
             let keep = Tensor::from_vec(keep, (n, k, 1, 1), a.device())?.to_dtype(a.dtype())?;
             let ablated = a.broadcast_mul(&keep)?;
             let xs = x.repeat((n, 1, 1, 1))?;

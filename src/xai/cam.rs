@@ -138,10 +138,8 @@ pub fn spatial_sum(t: &Tensor) -> candle_core::Result<Tensor> {
 pub fn softmax(scores: &[f32]) -> Vec<f32> {
     let max = scores.iter().copied().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, f32::max);
     let max = if max.is_finite() { max } else { 0.0 };
-    let e: Vec<f64> = scores
-        .iter()
-        .map(|&s| if s.is_nan() { 0.0 } else { ((s - max) as f64).exp() })
-        .collect();
+    let e: Vec<f64> =
+        scores.iter().map(|&s| if s.is_nan() { 0.0 } else { ((s - max) as f64).exp() }).collect();
     let total: f64 = e.iter().sum();
     if total > 0.0 && total.is_finite() {
         e.iter().map(|v| (v / total) as f32).collect()

@@ -26,7 +26,10 @@ pub fn top_eigenvector(s: &[f64], n: usize) -> Vec<f64> {
     }
     let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|p| (0..n).filter(move |&q| q != p).map(move |q| (p, q))).map(|(p, q)| a[p * n + q].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|p| (0..n).filter(move |&q| q != p).map(move |q| (p, q)))
+            .map(|(p, q)| a[p * n + q].powi(2))
+            .sum();
         if off.sqrt() <= 1e-15 * scale {
             break;
         }
@@ -73,7 +76,8 @@ pub fn principal_weights(a: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
     // m[i][c]: pixel i, channel c, centred per channel (NaN → 0 as pytorch-grad-cam).
     let mut m = vec![0f64; n * k];
     for c in 0..k {
-        let col: Vec<f64> = flat[c * n..(c + 1) * n].iter().map(|&x| if x.is_nan() { 0.0 } else { x as f64 }).collect();
+        let col: Vec<f64> =
+            flat[c * n..(c + 1) * n].iter().map(|&x| if x.is_nan() { 0.0 } else { x as f64 }).collect();
         let mean = col.iter().sum::<f64>() / n as f64;
         for i in 0..n {
             m[i * k + c] = col[i] - mean;
@@ -100,14 +104,19 @@ pub fn principal_weights(a: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let u = top_eigenvector(&g, n);
         let v: Vec<f64> = (0..k).map(|c| (0..n).map(|i| m[i * k + c] * u[i]).sum()).collect();
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-        if norm > 0.0 { v.iter().map(|x| x / norm).collect() } else { v }
+        if norm > 0.0 {
+            v.iter().map(|x| x / norm).collect()
+        } else {
+            v
+        }
     };
     let proj: Vec<f64> = (0..n).map(|i| (0..k).map(|c| m[i * k + c] * v[c]).sum()).collect();
     let (lo, hi) = proj.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &p| (l.min(p), h.max(p)));
     if lo.abs() > hi.abs() {
         v.iter_mut().for_each(|x| *x = -*x);
     }
-    let centred: Vec<f32> = (0..k).flat_map(|c| (0..n).map(move |i| (c, i))).map(|(c, i)| m[i * k + c] as f32).collect();
+    let centred: Vec<f32> =
+        (0..k).flat_map(|c| (0..n).map(move |i| (c, i))).map(|(c, i)| m[i * k + c] as f32).collect();
     let centred = Tensor::from_vec(centred, (1, k, h, w), a.device())?;
     let v = Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), k, a.device())?;
     Ok((v, centred))
@@ -117,7 +126,12 @@ impl Explainer for EigenCam {
     fn name(&self) -> &'static str {
         "eigencam"
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         let layer = layer_name(input, params)?;
         let x = input.input.narrow(0, 0, 1)?;
         if !progress(0, 1) {

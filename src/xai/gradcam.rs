@@ -18,7 +18,12 @@ impl Explainer for GradCam {
     fn name(&self) -> &'static str {
         "gradcam"
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         explain_gradient_cam(self, input, params, progress)
     }
 }

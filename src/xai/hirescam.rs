@@ -18,7 +18,12 @@ impl Explainer for HiResCam {
     fn name(&self) -> &'static str {
         "hirescam"
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         explain_gradient_cam(self, input, params, progress)
     }
 }

@@ -43,7 +43,8 @@ pub fn resize_bilinear_align_corners(src: &[f32], h: usize, w: usize, oh: usize,
 /// The K input masks (K, 1, H, W) from activations (1, K, h, w): upsampled, min-max normalised.
 pub fn channel_masks(a: &Tensor, out_h: usize, out_w: usize) -> candle_core::Result<Tensor> {
     let (_, k, h, w) = a.dims4()?;
-    let flat: Vec<f32> = a.narrow(0, 0, 1)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+    let flat: Vec<f32> =
+        a.narrow(0, 0, 1)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1()?;
     let mut masks = Vec::with_capacity(k * out_h * out_w);
     for c in 0..k {
         let mut up = resize_bilinear_align_corners(&flat[c * h * w..(c + 1) * h * w], h, w, out_h, out_w);
@@ -62,7 +63,12 @@ impl Explainer for ScoreCam {
     fn name(&self) -> &'static str {
         "scorecam"
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         if params.batch == 0 {
             return Err(XaiError::BadParams("batch must be at least 1".into()));
         }

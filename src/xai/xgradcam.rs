@@ -20,7 +20,12 @@ impl Explainer for XGradCam {
     fn name(&self) -> &'static str {
         "xgradcam"
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         explain_gradient_cam(self, input, params, progress)
     }
 }
