@@ -92,7 +92,7 @@ fn first_item(a: &Tensor) -> candle_core::Result<Tensor> {
 /// The fixed recipe: [`weighted_map`] resized bilinearly to `out_h × out_w` (raw values, not scaled).
 pub fn cam_from_weights(a: &Tensor, w: &Tensor, out_h: usize, out_w: usize) -> candle_core::Result<Heatmap> {
     let map = weighted_map(a, w)?;
-    Ok(resize_map(&map, out_h, out_w)?)
+    resize_map(&map, out_h, out_w)
 }
 
 /// A (h, w) map resized to the input grid as a [`Heatmap`].
