@@ -16,6 +16,16 @@ use candle_core::{Tensor, D};
 
 use crate::model::{Network, Task};
 
+pub mod ablationcam;
+pub mod cam;
+pub mod eigencam;
+pub mod gradcam;
+pub mod gradcam_pp;
+pub mod hirescam;
+pub mod layercam;
+pub mod scorecam;
+pub mod xgradcam;
+
 /// What to explain: a scalar per batch item derived from the logits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
