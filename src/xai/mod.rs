@@ -6,6 +6,13 @@
 //! one recipe (activations and gradients at a layer, channel weights, weighted sum, ReLU), the
 //! perturbation methods share one superpixel-and-batch engine.
 
+pub mod kernelshap;
+pub mod lime;
+pub mod occlusion;
+pub mod perturb;
+pub mod rise;
+pub mod superpixels;
+
 use candle_core::{Tensor, D};
 
 use crate::model::{Network, Task};
