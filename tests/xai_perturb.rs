@@ -278,20 +278,21 @@ fn same_seed_same_map_different_seeds_stable() {
     let target = Target::Class(0);
     let input = ExplainInput { net: &net, input: &x, grey: &g, target: &target, default_layer: None };
     let seg = Segmentation::Quickshift { kernel_size: 2.0, max_dist: 6.0, ratio: 0.5 };
-    let methods: Vec<Box<dyn Explainer>> = vec![
-        Box::new(Lime { segmentation: seg.clone(), fill: Fill::Constant(-3.0), ..Lime::fixed() }),
-        Box::new(KernelShap { segmentation: seg.clone(), fill: Fill::Constant(-3.0) }),
-        Box::new(Rise::default()),
+    // RISE's masks are coarse and random: it needs its default 2,000 to settle.
+    let methods: Vec<(Box<dyn Explainer>, usize)> = vec![
+        (Box::new(Lime { segmentation: seg.clone(), fill: Fill::Constant(-3.0), ..Lime::fixed() }), 500),
+        (Box::new(KernelShap { segmentation: seg.clone(), fill: Fill::Constant(-3.0) }), 500),
+        (Box::new(Rise::default()), 2000),
     ];
-    for m in &methods {
-        let p = |seed| Params { seed, samples: Some(500), ..Params::default() };
+    for (m, n) in &methods {
+        let p = |seed| Params { seed, samples: Some(*n), batch: 32, ..Params::default() };
         let a = run(m.as_ref(), &input, &p(7));
         let b = run(m.as_ref(), &input, &p(7));
         assert!(a.values.iter().zip(&b.values).all(|(x, y)| x.to_bits() == y.to_bits()), "{}: same seed, different map", m.name());
         let maps: Vec<Heatmap> = (1..=3).map(|s| run(m.as_ref(), &input, &p(s))).collect();
         assert_ne!(maps[0].values, maps[1].values, "{}: seeds ignored", m.name());
         let (iou, rho) = stability(&maps, 10.0);
-        println!("{}: stability over 3 seeds, 500 samples: top-10% IoU {iou:.3}, Spearman {rho:.3}", m.name());
+        println!("{}: stability over 3 seeds, {n} samples: top-10% IoU {iou:.3}, Spearman {rho:.3}", m.name());
         // LIME's and KernelSHAP's weights outside the informative region are sampling noise around 0, so
         // their pixel Spearman is lower than their top-k agreement.
         assert!(rho > 0.5 && iou > 0.5, "{} unstable: IoU {iou}, Spearman {rho}", m.name());
@@ -338,4 +339,48 @@ fn adaptive_lime_agrees_with_fixed_lime_on_densenet121_narrow() {
     // Cancellation through the progress callback.
     let r = Lime::fixed().explain(&input, &params, &mut |done, _| done < 64);
     assert!(matches!(r, Err(radlens::xai::XaiError::Cancelled)));
+}
+
+/// Full-size benchmark against the `lime` package: run `python3 tools/bench_lime_torch.py` first (it
+/// writes the random-weight DenseNet-121, the 224² image and lime's result to
+/// `$RADLENS_LIME_BENCH`, default /tmp/radlens_lime_bench), then
+/// `cargo test --test xai_perturb -- --ignored --nocapture lime_full_size`.
+#[test]
+#[ignore]
+fn lime_full_size_densenet121_vs_lime_package() {
+    let dir = PathBuf::from(std::env::var("RADLENS_LIME_BENCH").unwrap_or("/tmp/radlens_lime_bench".into()));
+    let lime_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("lime.json")).unwrap()).unwrap();
+    let g: Vec<f32> = std::fs::read(dir.join("grey224.u8")).unwrap().iter().map(|&v| v as f32).collect();
+    let lm = radlens::model::load_model(&dir.join("model.toml"), &Device::Cpu).unwrap();
+    let x = Tensor::from_vec(normalize(&g, lm.manifest.normalize, 3), (1, 3, 224, 224), &Device::Cpu).unwrap();
+    let target = Target::Class(lime_json["target"].as_u64().unwrap() as usize);
+    let input = ExplainInput { net: &*lm.net, input: &x, grey: &g, target: &target, default_layer: None };
+    let their_segments: Vec<u32> = lime_json["segments"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let their_w: Vec<f64> = lime_json["weights"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let t0 = Instant::now();
+    let ours = quickshift(&g, 224, 224, 4.0, 200.0, 0.2);
+    println!("quickshift 224² (lime defaults): {:.2?}, {} segments (lime: {}), ARI {:.4}", t0.elapsed(), count(&ours), their_w.len(), ari(&ours, &their_segments));
+    let params = Params { seed: 0, samples: Some(1000), batch: 16, ..Params::default() };
+    let fixed_wanted = std::env::var("RADLENS_LIME_BENCH_FIXED").is_ok();
+    let t0 = Instant::now();
+    let (adaptive, n_adaptive) = Lime::default().explain_counted(&input, &params, &mut |_, _| true).unwrap();
+    let t_adaptive = t0.elapsed();
+    let wa: Vec<f64> = adaptive.extras.superpixel_weights.unwrap().iter().map(|&v| v as f64).collect();
+    let same_segments = ours == their_segments;
+    println!(
+        "radlens adaptive LIME: {n_adaptive} samples, {t_adaptive:.2?}; lime package 1000 samples {:.1} s; Spearman vs lime's weights {}",
+        lime_json["seconds"].as_f64().unwrap(),
+        if same_segments { format!("{:.4}", spearman(&wa, &their_w)) } else { "n/a (segments differ)".into() }
+    );
+    if fixed_wanted {
+        let t0 = Instant::now();
+        let (fixed, _) = Lime::fixed().explain_counted(&input, &params, &mut |_, _| true).unwrap();
+        let wf: Vec<f64> = fixed.extras.superpixel_weights.unwrap().iter().map(|&v| v as f64).collect();
+        println!(
+            "radlens fixed LIME: 1000 samples, {:.2?}; Spearman adaptive vs fixed {:.4}; fixed vs lime {}",
+            t0.elapsed(),
+            spearman(&wa, &wf),
+            if same_segments { format!("{:.4}", spearman(&wf, &their_w)) } else { "n/a".into() }
+        );
+    }
 }
