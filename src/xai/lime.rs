@@ -13,7 +13,8 @@
 //!
 //! Explained value: the target score (a logit), where lime explains the classifier's probability.
 
-use super::perturb::{spearman, superpixel_map, solve_spd, Counter, Engine, Fill, SplitMix64};
+pub use super::perturb::positive_only;
+use super::perturb::{solve_spd, spearman, superpixel_map, Counter, Engine, Fill, SplitMix64};
 use super::superpixels::Segmentation;
 use super::{ExplainInput, Explainer, Extras, Heatmap, Params, Progress, XaiError};
 

@@ -21,25 +21,39 @@ impl Default for Rise {
     }
 }
 
+/// One RISE mask before upsampling: the coarse grid (cells×cells, 0/1) and the crop shift.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskDraw {
+    pub grid: Vec<f32>,
+    pub shift: (usize, usize),
+}
+
 impl Rise {
-    /// The `n` masks (H×W each), all drawn from `seed`.
-    pub fn masks(&self, n: usize, h: usize, w: usize, seed: u64) -> Vec<Vec<f32>> {
+    /// The `n` mask draws, all from `seed` (kept coarse: N full-size masks would not fit in memory at
+    /// 224² with N in the thousands).
+    pub fn draws(&self, n: usize, h: usize, w: usize, seed: u64) -> Vec<MaskDraw> {
         let s = self.cells.max(1);
         let (ch, cw) = (h.div_ceil(s), w.div_ceil(s));
-        let (uh, uw) = ((s + 1) * ch, (s + 1) * cw);
         let mut rng = SplitMix64::new(seed);
         (0..n)
             .map(|_| {
                 let grid: Vec<f32> = (0..s * s).map(|_| rng.coin(self.p) as u8 as f32).collect();
-                let (dy, dx) = (rng.below(ch), rng.below(cw));
-                let up = resize_bilinear(&grid, s, s, uh, uw);
-                let mut m = Vec::with_capacity(h * w);
-                for y in 0..h {
-                    m.extend_from_slice(&up[(y + dy) * uw + dx..(y + dy) * uw + dx + w]);
-                }
-                m
+                let shift = (rng.below(ch), rng.below(cw));
+                MaskDraw { grid, shift }
             })
             .collect()
+    }
+
+    /// The smooth H×W mask of one draw, written into `out`.
+    pub fn mask(&self, draw: &MaskDraw, h: usize, w: usize, out: &mut [f32]) {
+        let s = self.cells.max(1);
+        let (ch, cw) = (h.div_ceil(s), w.div_ceil(s));
+        let (uh, uw) = ((s + 1) * ch, (s + 1) * cw);
+        let up = resize_bilinear(&draw.grid, s, s, uh, uw);
+        let (dy, dx) = draw.shift;
+        for y in 0..h {
+            out[y * w..(y + 1) * w].copy_from_slice(&up[(y + dy) * uw + dx..(y + dy) * uw + dx + w]);
+        }
     }
 }
 
@@ -57,12 +71,14 @@ impl Explainer for Rise {
         let (_, _, h, w) = input.input.dims4()?;
         let n = params.samples.unwrap_or(2000).max(1);
         let engine = Engine::new(input, None, &self.fill)?;
-        let masks = self.masks(n, h, w, params.seed);
+        let draws = self.draws(n, h, w, params.seed);
         let mut counter = Counter { done: 0, total: n, progress };
-        let scores = engine.score_pixel_masks(n, params.batch, |i, m| m.copy_from_slice(&masks[i]), Some(&mut counter))?;
+        let scores = engine.score_pixel_masks(n, params.batch, |i, m| self.mask(&draws[i], h, w, m), Some(&mut counter))?;
         let mut sal = vec![0.0f64; h * w];
-        for (m, &s) in masks.iter().zip(&scores) {
-            for (a, &v) in sal.iter_mut().zip(m) {
+        let mut m = vec![0.0f32; h * w];
+        for (d, &s) in draws.iter().zip(&scores) {
+            self.mask(d, h, w, &mut m);
+            for (a, &v) in sal.iter_mut().zip(&m) {
                 *a += s as f64 * v as f64;
             }
         }
