@@ -11,6 +11,12 @@ pub mod lrp;
 pub mod methods;
 pub mod saliency;
 pub mod smoothgrad;
+pub mod kernelshap;
+pub mod lime;
+pub mod occlusion;
+pub mod perturb;
+pub mod rise;
+pub mod superpixels;
 
 use candle_core::{Tensor, D};
 
