@@ -434,3 +434,22 @@ fn lime_full_size_densenet121_vs_lime_package() {
         );
     }
 }
+
+#[test]
+fn bad_inputs_are_refused() {
+    let g = cxr64();
+    let x = image_input(&g, 64, 64);
+    let net = RectMean { rows: 0..8, cols: 0..8 };
+    let target = Target::Class(0);
+    let short = &g[..100];
+    let input = ExplainInput { net: &net, input: &x, grey: short, target: &target, default_layer: None };
+    let bad =
+        |r: Result<Heatmap, radlens::xai::XaiError>| matches!(r, Err(radlens::xai::XaiError::BadParams(_)));
+    assert!(bad(Lime::default().explain(&input, &Params::default(), &mut |_, _| true)));
+    assert!(bad(KernelShap::default().explain(&input, &Params::default(), &mut |_, _| true)));
+    let input = ExplainInput { net: &net, input: &x, grey: &g, target: &target, default_layer: None };
+    let occ = Occlusion { window: 0, ..Occlusion::default() };
+    assert!(bad(occ.explain(&input, &Params::default(), &mut |_, _| true)));
+    let rise = Rise { p: 0.0, ..Rise::default() };
+    assert!(bad(rise.explain(&input, &Params::default(), &mut |_, _| true)));
+}
