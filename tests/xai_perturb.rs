@@ -115,12 +115,24 @@ fn superpixels_agree_with_skimage() {
     }
     let s = slic(&g, 64, 64, 50, 0.1);
     let s_ref = labels_u16("slic.u16");
-    println!("slic: ours {} segments, skimage {}, ARI {:.4}, disconnected labels {}", count(&s), count(&s_ref), ari(&s, &s_ref), disconnected(&s, 64, 64, false));
+    println!(
+        "slic: ours {} segments, skimage {}, ARI {:.4}, disconnected labels {}",
+        count(&s),
+        count(&s_ref),
+        ari(&s, &s_ref),
+        disconnected(&s, 64, 64, false)
+    );
     assert!((count(&s) as f64 - count(&s_ref) as f64).abs() <= 0.3 * count(&s_ref) as f64);
     assert_eq!(disconnected(&s, 64, 64, false), 0);
     let f = felzenszwalb(&g, 64, 64, 100.0, 0.5, 20);
     let f_ref = labels_u16("felzenszwalb.u16");
-    println!("felzenszwalb: ours {} segments, skimage {}, ARI {:.4}, disconnected (8-conn) {}", count(&f), count(&f_ref), ari(&f, &f_ref), disconnected(&f, 64, 64, true));
+    println!(
+        "felzenszwalb: ours {} segments, skimage {}, ARI {:.4}, disconnected (8-conn) {}",
+        count(&f),
+        count(&f_ref),
+        ari(&f, &f_ref),
+        disconnected(&f, 64, 64, true)
+    );
     assert!((count(&f) as f64 - count(&f_ref) as f64).abs() <= (0.3 * count(&f_ref) as f64).max(2.0));
     assert_eq!(disconnected(&f, 64, 64, true), 0);
 }
@@ -161,7 +173,8 @@ fn lime_finds_the_informative_superpixels() {
     let net = RectMean { rows: 16..32, cols: 24..48 };
     let target = Target::Class(0);
     let input = ExplainInput { net: &net, input: &x, grey: &g, target: &target, default_layer: None };
-    let lime = Lime { segmentation: Segmentation::Given(blocks64()), fill: Fill::Constant(-3.0), ..Lime::fixed() };
+    let lime =
+        Lime { segmentation: Segmentation::Given(blocks64()), fill: Fill::Constant(-3.0), ..Lime::fixed() };
     let map = run(&lime, &input, &Params::default());
     let pos = positive_only(&map);
     let (mut inside, mut total) = (0.0f64, 0.0f64);
@@ -204,7 +217,8 @@ fn kernelshap_is_efficient_and_exact_on_a_linear_model() {
     for c in 0..3 {
         for y in 16..32 {
             for xx in 24..48 {
-                expected[(y / 8) * 8 + xx / 8] += (xs[c * 4096 + y * 64 + xx] as f64 + 3.0) / (3.0 * 16.0 * 24.0);
+                expected[(y / 8) * 8 + xx / 8] +=
+                    (xs[c * 4096 + y * 64 + xx] as f64 + 3.0) / (3.0 * 16.0 * 24.0);
             }
         }
     }
@@ -215,15 +229,27 @@ fn kernelshap_is_efficient_and_exact_on_a_linear_model() {
     // A fixture model, 23 quickshift superpixels (sampled coalitions).
     let dir = fixtures().join("models/densenet121_narrow");
     let lm = radlens::model::load_model(&dir.join("model.toml"), &Device::Cpu).unwrap();
-    let x = Tensor::from_vec(normalize(&g, lm.manifest.normalize, lm.manifest.in_channels), (1, 3, 64, 64), &Device::Cpu).unwrap();
+    let x = Tensor::from_vec(
+        normalize(&g, lm.manifest.normalize, lm.manifest.in_channels),
+        (1, 3, 64, 64),
+        &Device::Cpu,
+    )
+    .unwrap();
     let target = Target::Class(1);
     let input = ExplainInput { net: &*lm.net, input: &x, grey: &g, target: &target, default_layer: None };
-    let ks = KernelShap { segmentation: Segmentation::Quickshift { kernel_size: 2.0, max_dist: 6.0, ratio: 0.5 }, fill: Fill::SuperpixelMean };
+    let ks = KernelShap {
+        segmentation: Segmentation::Quickshift { kernel_size: 2.0, max_dist: 6.0, ratio: 0.5 },
+        fill: Fill::SuperpixelMean,
+    };
     let map = run(&ks, &input, &Params { samples: Some(500), ..Params::default() });
     let phi = map.extras.superpixel_weights.clone().unwrap();
     let (fx, f0) = full_and_baseline(&ks, &input).unwrap();
     let sum: f64 = phi.iter().map(|&v| v as f64).sum();
-    println!("KernelSHAP densenet121_narrow: {} players, Σφ {sum:.6}, f(x) − f(baseline) {:.6}", phi.len(), fx - f0);
+    println!(
+        "KernelSHAP densenet121_narrow: {} players, Σφ {sum:.6}, f(x) − f(baseline) {:.6}",
+        phi.len(),
+        fx - f0
+    );
     assert!((sum - (fx - f0) as f64).abs() < 1e-3);
 }
 
@@ -288,11 +314,18 @@ fn same_seed_same_map_different_seeds_stable() {
         let p = |seed| Params { seed, samples: Some(*n), batch: 32, ..Params::default() };
         let a = run(m.as_ref(), &input, &p(7));
         let b = run(m.as_ref(), &input, &p(7));
-        assert!(a.values.iter().zip(&b.values).all(|(x, y)| x.to_bits() == y.to_bits()), "{}: same seed, different map", m.name());
+        assert!(
+            a.values.iter().zip(&b.values).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{}: same seed, different map",
+            m.name()
+        );
         let maps: Vec<Heatmap> = (1..=3).map(|s| run(m.as_ref(), &input, &p(s))).collect();
         assert_ne!(maps[0].values, maps[1].values, "{}: seeds ignored", m.name());
         let (iou, rho) = stability(&maps, 10.0);
-        println!("{}: stability over 3 seeds, {n} samples: top-10% IoU {iou:.3}, Spearman {rho:.3}", m.name());
+        println!(
+            "{}: stability over 3 seeds, {n} samples: top-10% IoU {iou:.3}, Spearman {rho:.3}",
+            m.name()
+        );
         // LIME's and KernelSHAP's weights outside the informative region are sampling noise around 0, so
         // their pixel Spearman is lower than their top-k agreement.
         assert!(rho > 0.5 && iou > 0.5, "{} unstable: IoU {iou}, Spearman {rho}", m.name());
@@ -304,14 +337,21 @@ fn adaptive_lime_agrees_with_fixed_lime_on_densenet121_narrow() {
     let g = cxr64();
     let dir = fixtures().join("models/densenet121_narrow");
     let lm = radlens::model::load_model(&dir.join("model.toml"), &Device::Cpu).unwrap();
-    let x = Tensor::from_vec(normalize(&g, lm.manifest.normalize, lm.manifest.in_channels), (1, 3, 64, 64), &Device::Cpu).unwrap();
+    let x = Tensor::from_vec(
+        normalize(&g, lm.manifest.normalize, lm.manifest.in_channels),
+        (1, 3, 64, 64),
+        &Device::Cpu,
+    )
+    .unwrap();
     let target = Target::default_for(&*lm.net, &x, lm.manifest.activation, 0.5).unwrap();
     let input = ExplainInput { net: &*lm.net, input: &x, grey: &g, target: &target, default_layer: None };
     // lime's default quickshift finds one segment on this smooth crop; a finer one gives 23.
     let seg = Segmentation::Quickshift { kernel_size: 2.0, max_dist: 6.0, ratio: 0.5 };
     let params = Params { seed: 3, samples: Some(1000), batch: 32, ..Params::default() };
     let t0 = Instant::now();
-    let (fixed, n_fixed) = Lime { segmentation: seg.clone(), ..Lime::fixed() }.explain_counted(&input, &params, &mut |_, _| true).unwrap();
+    let (fixed, n_fixed) = Lime { segmentation: seg.clone(), ..Lime::fixed() }
+        .explain_counted(&input, &params, &mut |_, _| true)
+        .unwrap();
     let t_fixed = t0.elapsed();
     let t0 = Instant::now();
     let mut calls = 0;
@@ -349,17 +389,27 @@ fn adaptive_lime_agrees_with_fixed_lime_on_densenet121_narrow() {
 #[ignore]
 fn lime_full_size_densenet121_vs_lime_package() {
     let dir = PathBuf::from(std::env::var("RADLENS_LIME_BENCH").unwrap_or("/tmp/radlens_lime_bench".into()));
-    let lime_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("lime.json")).unwrap()).unwrap();
+    let lime_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("lime.json")).unwrap()).unwrap();
     let g: Vec<f32> = std::fs::read(dir.join("grey224.u8")).unwrap().iter().map(|&v| v as f32).collect();
     let lm = radlens::model::load_model(&dir.join("model.toml"), &Device::Cpu).unwrap();
-    let x = Tensor::from_vec(normalize(&g, lm.manifest.normalize, 3), (1, 3, 224, 224), &Device::Cpu).unwrap();
+    let x =
+        Tensor::from_vec(normalize(&g, lm.manifest.normalize, 3), (1, 3, 224, 224), &Device::Cpu).unwrap();
     let target = Target::Class(lime_json["target"].as_u64().unwrap() as usize);
     let input = ExplainInput { net: &*lm.net, input: &x, grey: &g, target: &target, default_layer: None };
-    let their_segments: Vec<u32> = lime_json["segments"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-    let their_w: Vec<f64> = lime_json["weights"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let their_segments: Vec<u32> =
+        lime_json["segments"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let their_w: Vec<f64> =
+        lime_json["weights"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let t0 = Instant::now();
     let ours = quickshift(&g, 224, 224, 4.0, 200.0, 0.2);
-    println!("quickshift 224² (lime defaults): {:.2?}, {} segments (lime: {}), ARI {:.4}", t0.elapsed(), count(&ours), their_w.len(), ari(&ours, &their_segments));
+    println!(
+        "quickshift 224² (lime defaults): {:.2?}, {} segments (lime: {}), ARI {:.4}",
+        t0.elapsed(),
+        count(&ours),
+        their_w.len(),
+        ari(&ours, &their_segments)
+    );
     let params = Params { seed: 0, samples: Some(1000), batch: 16, ..Params::default() };
     let fixed_wanted = std::env::var("RADLENS_LIME_BENCH_FIXED").is_ok();
     let t0 = Instant::now();
@@ -383,4 +433,23 @@ fn lime_full_size_densenet121_vs_lime_package() {
             if same_segments { format!("{:.4}", spearman(&wf, &their_w)) } else { "n/a".into() }
         );
     }
+}
+
+#[test]
+fn bad_inputs_are_refused() {
+    let g = cxr64();
+    let x = image_input(&g, 64, 64);
+    let net = RectMean { rows: 0..8, cols: 0..8 };
+    let target = Target::Class(0);
+    let short = &g[..100];
+    let input = ExplainInput { net: &net, input: &x, grey: short, target: &target, default_layer: None };
+    let bad =
+        |r: Result<Heatmap, radlens::xai::XaiError>| matches!(r, Err(radlens::xai::XaiError::BadParams(_)));
+    assert!(bad(Lime::default().explain(&input, &Params::default(), &mut |_, _| true)));
+    assert!(bad(KernelShap::default().explain(&input, &Params::default(), &mut |_, _| true)));
+    let input = ExplainInput { net: &net, input: &x, grey: &g, target: &target, default_layer: None };
+    let occ = Occlusion { window: 0, ..Occlusion::default() };
+    assert!(bad(occ.explain(&input, &Params::default(), &mut |_, _| true)));
+    let rise = Rise { p: 0.0, ..Rise::default() };
+    assert!(bad(rise.explain(&input, &Params::default(), &mut |_, _| true)));
 }

@@ -76,10 +76,18 @@ impl Explainer for KernelShap {
     fn stochastic(&self) -> bool {
         true
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         let (_, _, h, w) = input.input.dims4()?;
         if input.grey.len() != h * w {
-            return Err(XaiError::BadParams(format!("grey image has {} pixels, the input {h}×{w}", input.grey.len())));
+            return Err(XaiError::BadParams(format!(
+                "grey image has {} pixels, the input {h}×{w}",
+                input.grey.len()
+            )));
         }
         let (labels, m) = self.segmentation.labels(input.grey, h, w);
         let engine = Engine::new(input, Some(&labels), &self.fill)?;
@@ -128,7 +136,11 @@ impl Explainer for KernelShap {
         ends.extend(std::iter::repeat(false).take(m));
         let fends = engine.score_superpixel_masks(&labels, &ends, m, 2, Some(&mut counter))?;
         let (fx, f0) = (fends[0] as f64, fends[1] as f64);
-        let y: Vec<f64> = engine.score_superpixel_masks(&labels, &z, m, params.batch, Some(&mut counter))?.iter().map(|&v| v as f64).collect();
+        let y: Vec<f64> = engine
+            .score_superpixel_masks(&labels, &z, m, params.batch, Some(&mut counter))?
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
         let phi = constrained_wls(&z, m, &y, &sw, fx, f0);
         Ok(Heatmap {
             values: superpixel_map(&labels, &phi),

@@ -109,10 +109,18 @@ pub fn weighted_ridge(x: &[bool], m: usize, y: &[f64], sw: &[f64], alpha: f64) -
 
 impl Lime {
     /// The explanation and the number of samples used.
-    pub fn explain_counted(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<(Heatmap, usize), XaiError> {
+    pub fn explain_counted(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<(Heatmap, usize), XaiError> {
         let (_, _, h, w) = input.input.dims4()?;
         if input.grey.len() != h * w {
-            return Err(XaiError::BadParams(format!("grey image has {} pixels, the input {h}×{w}", input.grey.len())));
+            return Err(XaiError::BadParams(format!(
+                "grey image has {} pixels, the input {h}×{w}",
+                input.grey.len()
+            )));
         }
         let (labels, m) = self.segmentation.labels(input.grey, h, w);
         let engine = Engine::new(input, Some(&labels), &self.fill)?;
@@ -135,7 +143,13 @@ impl Lime {
                     z.push(if i == 0 { true } else { rng.next_u64() >> 63 == 1 });
                 }
             }
-            let s = engine.score_superpixel_masks(&labels, &z[start * m..], m, params.batch, Some(&mut counter))?;
+            let s = engine.score_superpixel_masks(
+                &labels,
+                &z[start * m..],
+                m,
+                params.batch,
+                Some(&mut counter),
+            )?;
             y.extend(s.iter().map(|&v| v as f64));
             let weights: Vec<f64> = (0..y.len())
                 .map(|i| {
@@ -185,7 +199,12 @@ impl Explainer for Lime {
     fn stochastic(&self) -> bool {
         true
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         self.explain_counted(input, params, progress).map(|r| r.0)
     }
 }

@@ -35,7 +35,12 @@ impl Explainer for Occlusion {
     fn name(&self) -> &'static str {
         "occlusion"
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         if self.window == 0 || self.stride == 0 {
             return Err(XaiError::BadParams("occlusion window and stride must be positive".into()));
         }
@@ -69,7 +74,8 @@ impl Explainer for Occlusion {
                 }
             }
         }
-        let values = sum.iter().zip(&count).map(|(&s, &c)| if c == 0 { 0.0 } else { (s / c as f64) as f32 }).collect();
+        let values =
+            sum.iter().zip(&count).map(|(&s, &c)| if c == 0 { 0.0 } else { (s / c as f64) as f32 }).collect();
         Ok(Heatmap { values, height: h, width: w, extras: Extras::default() })
     }
 }

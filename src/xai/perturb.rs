@@ -92,7 +92,9 @@ impl<'a> Engine<'a> {
     pub fn new(input: &ExplainInput<'a>, labels: Option<&[u32]>, fill: &Fill) -> Result<Self, XaiError> {
         let (n, channels, height, width) = input.input.dims4()?;
         if n != 1 {
-            return Err(XaiError::BadParams(format!("perturbation methods explain one image, got a batch of {n}")));
+            return Err(XaiError::BadParams(format!(
+                "perturbation methods explain one image, got a batch of {n}"
+            )));
         }
         let plane = height * width;
         let x: Vec<f32> = input.input.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
@@ -102,7 +104,10 @@ impl<'a> Engine<'a> {
                 let default = vec![0u32; plane];
                 let labels = labels.unwrap_or(&default);
                 if labels.len() != plane {
-                    return Err(XaiError::BadParams(format!("{} superpixel labels for a {height}×{width} input", labels.len())));
+                    return Err(XaiError::BadParams(format!(
+                        "{} superpixel labels for a {height}×{width} input",
+                        labels.len()
+                    )));
                 }
                 let n = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
                 let mut out = vec![0.0f32; x.len()];
@@ -124,7 +129,11 @@ impl<'a> Engine<'a> {
                 let mut out = Vec::with_capacity(x.len());
                 for c in 0..channels {
                     let p: Vec<f64> = x[c * plane..(c + 1) * plane].iter().map(|&v| v as f64).collect();
-                    out.extend(super::superpixels::gaussian_blur(&p, height, width, *sigma as f64).iter().map(|&v| v as f32));
+                    out.extend(
+                        super::superpixels::gaussian_blur(&p, height, width, *sigma as f64)
+                            .iter()
+                            .map(|&v| v as f32),
+                    );
                 }
                 out
             }
@@ -168,7 +177,8 @@ impl<'a> Engine<'a> {
             for (k, chunk) in buf.chunks_mut(size).enumerate() {
                 build(start + k, chunk);
             }
-            let t = Tensor::from_slice(&buf, (b, self.channels, self.height, self.width), &self.device)?.to_dtype(self.dtype)?;
+            let t = Tensor::from_slice(&buf, (b, self.channels, self.height, self.width), &self.device)?
+                .to_dtype(self.dtype)?;
             let logits = self.net.forward(&t)?;
             let s: Vec<f32> = self.target.score(&logits)?.to_dtype(DType::F32)?.to_vec1()?;
             scores.extend(s);
@@ -197,7 +207,8 @@ impl<'a> Engine<'a> {
             |i, out| {
                 let row = &z[i * m..(i + 1) * m];
                 for c in 0..self.channels {
-                    let (xs, fs) = (&self.x[c * plane..(c + 1) * plane], &self.fill[c * plane..(c + 1) * plane]);
+                    let (xs, fs) =
+                        (&self.x[c * plane..(c + 1) * plane], &self.fill[c * plane..(c + 1) * plane]);
                     for (p, o) in out[c * plane..(c + 1) * plane].iter_mut().enumerate() {
                         *o = if row[labels[p] as usize] { xs[p] } else { fs[p] };
                     }
@@ -223,7 +234,8 @@ impl<'a> Engine<'a> {
                 let mut m = vec![0.0f32; plane];
                 mask(i, &mut m);
                 for c in 0..self.channels {
-                    let (xs, fs) = (&self.x[c * plane..(c + 1) * plane], &self.fill[c * plane..(c + 1) * plane]);
+                    let (xs, fs) =
+                        (&self.x[c * plane..(c + 1) * plane], &self.fill[c * plane..(c + 1) * plane]);
                     for (p, o) in out[c * plane..(c + 1) * plane].iter_mut().enumerate() {
                         *o = xs[p] * m[p] + fs[p] * (1.0 - m[p]);
                     }
@@ -294,7 +306,8 @@ pub fn stability(maps: &[Heatmap], top_k_percent: f64) -> (f64, f64) {
     let tops: Vec<Vec<bool>> = maps
         .iter()
         .map(|m| {
-            let k = ((m.values.len() as f64 * top_k_percent / 100.0).round() as usize).clamp(1, m.values.len().max(1));
+            let k = ((m.values.len() as f64 * top_k_percent / 100.0).round() as usize)
+                .clamp(1, m.values.len().max(1));
             let mut idx: Vec<usize> = (0..m.values.len()).collect();
             // Ties broken by pixel index so that the mask is deterministic.
             idx.sort_by(|&a, &b| m.values[b].total_cmp(&m.values[a]).then(a.cmp(&b)));

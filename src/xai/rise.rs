@@ -64,7 +64,12 @@ impl Explainer for Rise {
     fn stochastic(&self) -> bool {
         true
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError> {
+    fn explain(
+        &self,
+        input: &ExplainInput,
+        params: &Params,
+        progress: Progress,
+    ) -> Result<Heatmap, XaiError> {
         if !(self.p > 0.0 && self.p <= 1.0) {
             return Err(XaiError::BadParams(format!("RISE p must be in (0, 1], got {}", self.p)));
         }
@@ -73,7 +78,12 @@ impl Explainer for Rise {
         let engine = Engine::new(input, None, &self.fill)?;
         let draws = self.draws(n, h, w, params.seed);
         let mut counter = Counter { done: 0, total: n, progress };
-        let scores = engine.score_pixel_masks(n, params.batch, |i, m| self.mask(&draws[i], h, w, m), Some(&mut counter))?;
+        let scores = engine.score_pixel_masks(
+            n,
+            params.batch,
+            |i, m| self.mask(&draws[i], h, w, m),
+            Some(&mut counter),
+        )?;
         let mut sal = vec![0.0f64; h * w];
         let mut m = vec![0.0f32; h * w];
         for (d, &s) in draws.iter().zip(&scores) {
@@ -83,6 +93,11 @@ impl Explainer for Rise {
             }
         }
         let norm = n as f64 * self.p;
-        Ok(Heatmap { values: sal.iter().map(|&v| (v / norm) as f32).collect(), height: h, width: w, extras: Extras::default() })
+        Ok(Heatmap {
+            values: sal.iter().map(|&v| (v / norm) as f32).collect(),
+            height: h,
+            width: w,
+            extras: Extras::default(),
+        })
     }
 }

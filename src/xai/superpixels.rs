@@ -13,9 +13,20 @@
 #[non_exhaustive]
 pub enum Segmentation {
     /// skimage's quickshift; lime's default is `kernel_size = 4, max_dist = 200, ratio = 0.2`.
-    Quickshift { kernel_size: f64, max_dist: f64, ratio: f64 },
-    Slic { n_segments: usize, compactness: f64 },
-    Felzenszwalb { scale: f64, sigma: f64, min_size: usize },
+    Quickshift {
+        kernel_size: f64,
+        max_dist: f64,
+        ratio: f64,
+    },
+    Slic {
+        n_segments: usize,
+        compactness: f64,
+    },
+    Felzenszwalb {
+        scale: f64,
+        sigma: f64,
+        min_size: usize,
+    },
     /// Labels given by the caller (H×W); relabelled to `0..n`.
     Given(Vec<u32>),
 }
@@ -31,9 +42,13 @@ impl Segmentation {
     /// The labels of `grey` (h×w) and their count.
     pub fn labels(&self, grey: &[f32], h: usize, w: usize) -> (Vec<u32>, usize) {
         let labels = match self {
-            Segmentation::Quickshift { kernel_size, max_dist, ratio } => quickshift(grey, h, w, *kernel_size, *max_dist, *ratio),
+            Segmentation::Quickshift { kernel_size, max_dist, ratio } => {
+                quickshift(grey, h, w, *kernel_size, *max_dist, *ratio)
+            }
             Segmentation::Slic { n_segments, compactness } => slic(grey, h, w, *n_segments, *compactness),
-            Segmentation::Felzenszwalb { scale, sigma, min_size } => felzenszwalb(grey, h, w, *scale, *sigma, *min_size),
+            Segmentation::Felzenszwalb { scale, sigma, min_size } => {
+                felzenszwalb(grey, h, w, *scale, *sigma, *min_size)
+            }
             Segmentation::Given(l) => relabel(l),
         };
         let n = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
@@ -143,8 +158,8 @@ fn relabel_sorted(labels: &[u32]) -> Vec<u32> {
 /// SLIC on a grey image (values scaled to 0..1 as skimage's `img_as_float` does for 8-bit data):
 /// k-means in (intensity/compactness, row/step, col/step) from a regular grid of about `n_segments`
 /// centres, 10 iterations over 2·step windows, then connectivity enforced as skimage does
-/// (`enforce_connectivity=True`: components smaller than ¼ of the mean segment size join an adjacent
-/// segment). Segments are connected.
+/// (`enforce_connectivity=True`, `min_size_factor=0.5`: components smaller than half the mean segment
+/// size join an adjacent segment). Segments are connected.
 pub fn slic(grey: &[f32], h: usize, w: usize, n_segments: usize, compactness: f64) -> Vec<u32> {
     assert_eq!(grey.len(), h * w);
     if h * w == 0 {
@@ -152,7 +167,8 @@ pub fn slic(grey: &[f32], h: usize, w: usize, n_segments: usize, compactness: f6
     }
     let img: Vec<f64> = grey.iter().map(|&v| v as f64 / 255.0).collect();
     let step = ((h * w) as f64 / n_segments.max(1) as f64).sqrt().max(1.0);
-    let (ny, nx) = (((h as f64) / step).round().max(1.0) as usize, ((w as f64) / step).round().max(1.0) as usize);
+    let (ny, nx) =
+        (((h as f64) / step).round().max(1.0) as usize, ((w as f64) / step).round().max(1.0) as usize);
     let (sy, sx) = (h as f64 / ny as f64, w as f64 / nx as f64);
     // centres: (intensity, y, x)
     let mut centres: Vec<[f64; 3]> = Vec::with_capacity(ny * nx);
@@ -198,7 +214,7 @@ pub fn slic(grey: &[f32], h: usize, w: usize, n_segments: usize, compactness: f6
             }
         }
     }
-    let min_size = ((h * w) as f64 / centres.len() as f64 * 0.25) as usize;
+    let min_size = ((h * w) as f64 / n_segments.max(1) as f64 * 0.5) as usize;
     enforce_connectivity(&labels, h, w, min_size.max(1))
 }
 
@@ -222,7 +238,13 @@ fn enforce_connectivity(labels: &[u32], h: usize, w: usize, min_size: usize) -> 
     for c in 0..n {
         if size[c] < min_size {
             let i = first[c];
-            let nb = if i % w > 0 { Some(i - 1) } else if i >= w { Some(i - w) } else { None };
+            let nb = if i % w > 0 {
+                Some(i - 1)
+            } else if i >= w {
+                Some(i - w)
+            } else {
+                None
+            };
             if let Some(j) = nb {
                 target[c] = target[comp[j] as usize];
             }
@@ -245,10 +267,18 @@ fn components(labels: &[u32], h: usize, w: usize) -> Vec<u32> {
         while let Some(i) = stack.pop() {
             let (y, x) = (i / w, i % w);
             let mut nbs = [usize::MAX; 4];
-            if x > 0 { nbs[0] = i - 1; }
-            if x + 1 < w { nbs[1] = i + 1; }
-            if y > 0 { nbs[2] = i - w; }
-            if y + 1 < h { nbs[3] = i + w; }
+            if x > 0 {
+                nbs[0] = i - 1;
+            }
+            if x + 1 < w {
+                nbs[1] = i + 1;
+            }
+            if y > 0 {
+                nbs[2] = i - w;
+            }
+            if y + 1 < h {
+                nbs[3] = i + w;
+            }
             for j in nbs {
                 if j != usize::MAX && comp[j] == u32::MAX && labels[j] == labels[i] {
                     comp[j] = next;
@@ -285,13 +315,17 @@ pub fn gaussian_blur(img: &[f64], h: usize, w: usize, sigma: f64) -> Vec<f64> {
     let mut tmp = vec![0.0; h * w];
     for y in 0..h {
         for x in 0..w {
-            tmp[y * w + x] = (-r..=r).map(|d| k[(d + r) as usize] * img[y * w + reflect(x as isize + d, w as isize)]).sum();
+            tmp[y * w + x] = (-r..=r)
+                .map(|d| k[(d + r) as usize] * img[y * w + reflect(x as isize + d, w as isize)])
+                .sum();
         }
     }
     let mut out = vec![0.0; h * w];
     for y in 0..h {
         for x in 0..w {
-            out[y * w + x] = (-r..=r).map(|d| k[(d + r) as usize] * tmp[reflect(y as isize + d, h as isize) * w + x]).sum();
+            out[y * w + x] = (-r..=r)
+                .map(|d| k[(d + r) as usize] * tmp[reflect(y as isize + d, h as isize) * w + x])
+                .sum();
         }
     }
     out
@@ -311,10 +345,18 @@ pub fn felzenszwalb(grey: &[f32], h: usize, w: usize, scale: f64, sigma: f64, mi
         for x in 0..w {
             let i = y * w + x;
             let mut add = |j: usize| edges.push(((img[i] - img[j]).abs(), i as u32, j as u32));
-            if x + 1 < w { add(i + 1); }
-            if y + 1 < h { add(i + w); }
-            if y + 1 < h && x + 1 < w { add(i + w + 1); }
-            if y > 0 && x + 1 < w { add(i - w + 1); }
+            if x + 1 < w {
+                add(i + 1);
+            }
+            if y + 1 < h {
+                add(i + w);
+            }
+            if y + 1 < h && x + 1 < w {
+                add(i + w + 1);
+            }
+            if y > 0 && x + 1 < w {
+                add(i - w + 1);
+            }
         }
     }
     edges.sort_by(|a, b| a.0.total_cmp(&b.0));
