@@ -73,6 +73,7 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
     let pred = match result {
         Ok(JobOutput::Prediction(p)) => p,
+        Ok(_) => return Err(CliError::Failed("the predict job returned something else".into())),
         Err(crate::pipeline::PipelineError::Model(e)) => return Err(CliError::BadInput(e.to_string())),
         Err(e) => return Err(CliError::Failed(e.to_string())),
     };

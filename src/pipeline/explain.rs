@@ -101,7 +101,9 @@ pub(super) fn explain(job: &ExplainJob, ctx: &mut Context) -> Result<Explanation
             .ok_or_else(|| XaiError::BadParams(format!("unknown class '{name}' (classes: {})", m.classes.join(", "))))
     };
     let target = match &job.target {
-        TargetSpec::Default => Target::default_for(model.net.as_ref(), &input, m.activation, m.threshold)?,
+        TargetSpec::Default => {
+            Target::default_for(model.net.as_ref(), &input, m.activation, m.threshold).map_err(XaiError::from)?
+        }
         TargetSpec::Class(name) => {
             let c = class_index(name)?;
             match m.task {

@@ -1,0 +1,126 @@
+//! `radlens explain` end to end: every method on a segmentation and a classification model, maps on the
+//! study's grid, overlays, targets, stability, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use radlens::io::npy::read_npy_f32;
+use radlens::xai::methods::METHODS;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn radlens(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_radlens")).args(args).output().expect("run radlens")
+}
+
+fn explain(model: &str, method: &str, out: &Path, extra: &[&str]) -> Output {
+    let model = fixtures().join("models").join(model);
+    let image = fixtures().join("raster/cxr_covid_01902.png");
+    let mut args = vec![
+        "explain",
+        "--model",
+        model.to_str().unwrap(),
+        "--method",
+        method,
+        image.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--samples",
+        "200",
+    ];
+    args.extend_from_slice(extra);
+    radlens(&args)
+}
+
+#[test]
+fn every_method_runs_on_a_segmentation_and_a_classification_model() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["smp_unet_resnet18", "densenet121_narrow"] {
+        for method in METHODS {
+            let out = dir.path().join("heat.npy");
+            let o = explain(model, method, &out, &[]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            if method == "lrp" && model == "smp_unet_resnet18" {
+                // LRP's rules exist for VGG, ResNet and DenseNet classifiers only (src/xai/lrp.rs).
+                assert_eq!(o.status.code(), Some(2), "{err}");
+                assert!(err.contains("LRP is not available for smp-unet"), "{err}");
+                continue;
+            }
+            assert!(o.status.success(), "{method} on {model}: {err}");
+            let (values, shape) = read_npy_f32(&out).unwrap();
+            assert_eq!(shape, vec![256, 256], "{method} on {model}");
+            assert!(values.iter().all(|v| v.is_finite()), "{method} on {model}: non-finite values");
+            assert!(values.iter().any(|&v| v != values[0]), "{method} on {model}: constant map");
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_map_and_repeats_report_stability() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
+    for out in [&a, &b] {
+        let o = explain("densenet121_narrow", "rise", out, &["--seed", "7"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(read_npy_f32(&a).unwrap(), read_npy_f32(&b).unwrap());
+    let o = explain("densenet121_narrow", "rise", &a, &["--seed", "8"]);
+    assert!(o.status.success());
+    assert_ne!(read_npy_f32(&a).unwrap(), read_npy_f32(&b).unwrap());
+    let o = explain("densenet121_narrow", "rise", &a, &["--repeats", "3"]);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("stability over 3 seeds: top-10% IoU"), "{s}");
+}
+
+#[test]
+fn overlay_superpixels_and_a_mask_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("h.npy");
+    let png = dir.path().join("h.png");
+    let sp = dir.path().join("sp.npy");
+    let mask = fixtures().join("raster/cxr_covid_01902_infection.png");
+    let o = explain(
+        "smp_unet_resnet18",
+        "lime",
+        &out,
+        &["--overlay", png.to_str().unwrap(), "--superpixels", sp.to_str().unwrap(), "--target", mask.to_str().unwrap()],
+    );
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(s.contains("target: class 0 over"), "{s}");
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (256, 256));
+    let (labels, shape) = read_npy_f32(&sp).unwrap();
+    assert_eq!(shape, vec![256, 256]);
+    assert!(labels.iter().all(|l| l.fract() == 0.0 && *l >= 0.0));
+}
+
+#[test]
+fn a_class_target_by_name_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("h.npy");
+    let o = explain("densenet121_narrow", "gradcam", &out, &["--target", "class3"]);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && s.contains("target: class 3"), "{s}");
+
+    let o = explain("densenet121_narrow", "gradcam", &out, &["--target", "no-such-class"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown class"));
+
+    let o = explain("densenet121_narrow", "nonsense", &out, &[]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = explain("densenet121_narrow", "gradcam", &out, &["--layer", "features.nope"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("features.denseblock4"), "the error lists the layers: {err}");
+
+    let small = dir.path().join("small.png");
+    image::GrayImage::new(8, 8).save(&small).unwrap();
+    let o = explain("smp_unet_resnet18", "gradcam", &out, &["--target", small.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("small.png"), "{err}");
+}
