@@ -1,4 +1,4 @@
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use crate::imaging::LabelSelector;
 use crate::io::{load_mask, load_study, lower_name, npy, raster, LoadError, LoadOptions};
 use crate::model::builtin_dir;
 use crate::model::manifest::resolve_model;
-use crate::pipeline::{run_job, CancelToken, Context, ExplainJob, Job, JobOutput, ModelCache, PipelineError, TargetSpec};
+use crate::pipeline::{ExplainJob, Job, JobOutput, TargetSpec};
 use crate::report::overlay::overlay_rgb;
 use crate::xai::methods::METHODS;
 use crate::xai::{Params, Target};
@@ -105,23 +105,9 @@ pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<(), CliError> {
         target,
         repeats: args.repeats,
     });
-    let cancel = CancelToken::default();
-    let mut cache = ModelCache::default();
-    let tty = std::io::stderr().is_terminal();
-    let mut progress = |done: usize, total: usize, msg: &str| {
-        if tty {
-            eprint!("\r{msg} {done}/{total}   ");
-        }
-    };
-    let result = run_job(&job, &mut Context { cancel: &cancel, progress: &mut progress, cache: &mut cache });
-    if tty {
-        eprintln!();
-    }
-    let ex = match result {
-        Ok(JobOutput::Explanation(e)) => e,
-        Ok(_) => return Err(CliError::Failed("the explain job returned something else".into())),
-        Err(PipelineError::Cancelled) => return Err(CliError::Failed("cancelled".into())),
-        Err(e) => return Err(CliError::BadInput(e.to_string())),
+    let ex = match super::run_cli_job(&job)? {
+        JobOutput::Explanation(e) => e,
+        _ => return Err(CliError::Failed("the explain job returned something else".into())),
     };
     npy::write_npy_f32(&args.out, &ex.values, &[ex.height, ex.width])?;
     let (lo, hi) = ex.values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));

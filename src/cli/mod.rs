@@ -103,6 +103,29 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
+/// Runs a job on this thread as the CLI does (a progress line on stderr when it is a terminal). Model
+/// and method errors are bad input (exit 2): they name the file or the parameter at fault.
+pub(crate) fn run_cli_job(job: &crate::pipeline::Job) -> Result<crate::pipeline::JobOutput, CliError> {
+    use crate::pipeline::{run_job, CancelToken, Context, ModelCache, PipelineError};
+    use std::io::IsTerminal;
+    let cancel = CancelToken::default();
+    let mut cache = ModelCache::default();
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = |done: usize, total: usize, msg: &str| {
+        if tty {
+            eprint!("\r{msg} {done}/{total}   ");
+        }
+    };
+    let result = run_job(job, &mut Context { cancel: &cancel, progress: &mut progress, cache: &mut cache });
+    if tty {
+        eprintln!();
+    }
+    result.map_err(|e| match e {
+        PipelineError::Cancelled => CliError::Failed("cancelled".into()),
+        e => CliError::BadInput(e.to_string()),
+    })
+}
+
 /// `--device`: where models run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceArg {

@@ -1,4 +1,4 @@
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use crate::imaging::{Mask, Volume};
 use crate::io::{load_study, lower_name, nifti, npy, raster, LoadError, LoadOptions};
 use crate::model::manifest::resolve_model;
 use crate::model::{builtin_dir, probabilities_to_labels, Task};
-use crate::pipeline::{run_job, CancelToken, Context, Job, JobOutput, ModelCache, PredictJob, Prediction};
+use crate::pipeline::{Job, JobOutput, PredictJob, Prediction};
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
@@ -59,23 +59,9 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
 
     let job = Job::Predict(PredictJob { model: manifest, device: args.device.into(), volume: volume.clone(), slices });
-    let cancel = CancelToken::default();
-    let mut cache = ModelCache::default();
-    let tty = std::io::stderr().is_terminal();
-    let mut progress = |done: usize, total: usize, msg: &str| {
-        if tty {
-            eprint!("\r{msg} {done}/{total}   ");
-        }
-    };
-    let result = run_job(&job, &mut Context { cancel: &cancel, progress: &mut progress, cache: &mut cache });
-    if tty {
-        eprintln!();
-    }
-    let pred = match result {
-        Ok(JobOutput::Prediction(p)) => p,
-        Ok(_) => return Err(CliError::Failed("the predict job returned something else".into())),
-        Err(crate::pipeline::PipelineError::Model(e)) => return Err(CliError::BadInput(e.to_string())),
-        Err(e) => return Err(CliError::Failed(e.to_string())),
+    let pred = match super::run_cli_job(&job)? {
+        JobOutput::Prediction(p) => p,
+        _ => return Err(CliError::Failed("the predict job returned something else".into())),
     };
     for n in &pred.notes {
         eprintln!("note: {n}");
