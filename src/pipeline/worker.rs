@@ -20,6 +20,8 @@ pub struct Worker {
     jobs: Sender<Msg>,
     events: Receiver<Event>,
     cancels: HashMap<JobId, CancelToken>,
+    /// Failures noticed on this side (the thread is gone), delivered before the channel's events.
+    local: std::collections::VecDeque<Event>,
     next_id: u64,
     thread: Option<JoinHandle<()>>,
 }
@@ -55,7 +57,14 @@ impl Worker {
                 }
             }
         })?;
-        Ok(Worker { jobs: job_tx, events: event_rx, cancels: HashMap::new(), next_id: 1, thread: Some(thread) })
+        Ok(Worker {
+            jobs: job_tx,
+            events: event_rx,
+            cancels: HashMap::new(),
+            local: Default::default(),
+            next_id: 1,
+            thread: Some(thread),
+        })
     }
 
     /// Queues a job; returns its id (events carry it).
@@ -67,6 +76,7 @@ impl Worker {
         if self.jobs.send(Msg::Run(id, job, cancel)).is_err() {
             // The thread is gone; report it as a failed job rather than losing the request.
             self.cancels.remove(&id);
+            self.local.push_back(Event::Failed { id, error: "the worker thread has stopped".into() });
         }
         id
     }
@@ -87,6 +97,9 @@ impl Worker {
 
     /// The next event if one is ready (never blocks).
     pub fn try_recv(&mut self) -> Option<Event> {
+        if let Some(e) = self.local.pop_front() {
+            return Some(e);
+        }
         let e = self.events.try_recv().ok()?;
         self.forget_if_done(&e);
         Some(e)
@@ -94,6 +107,9 @@ impl Worker {
 
     /// Waits up to `timeout` for the next event.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Event> {
+        if let Some(e) = self.local.pop_front() {
+            return Some(e);
+        }
         match self.events.recv_timeout(timeout) {
             Ok(e) => {
                 self.forget_if_done(&e);
