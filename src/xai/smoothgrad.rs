@@ -35,28 +35,20 @@ impl Default for SmoothGrad {
     }
 }
 
-/// SplitMix64 → standard normals (Box–Muller): small, seedable, reproducible everywhere.
+/// The perturbation engine's SplitMix64 → standard normals (Box–Muller): seedable, reproducible everywhere.
 pub(crate) struct NormalStream {
-    state: u64,
+    rng: super::perturb::SplitMix64,
     spare: Option<f32>,
 }
 
 impl NormalStream {
     pub(crate) fn new(seed: u64) -> Self {
-        NormalStream { state: seed ^ 0x5DEE_CE66_D1CE_4E5B, spare: None }
+        NormalStream { rng: super::perturb::SplitMix64::new(seed ^ 0x5DEE_CE66_D1CE_4E5B), spare: None }
     }
 
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1].
+    /// Uniform in (0, 1] (never 0, so the logarithm below is finite).
     fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+        ((self.rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
     }
 
     pub(crate) fn normal(&mut self) -> f32 {
