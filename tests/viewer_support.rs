@@ -15,8 +15,8 @@ use radlens::io::heatmap::{
 use radlens::io::series::{list_series, load_series_folder};
 use radlens::io::{load_mask, nifti, npy, raster, LoadOptions};
 use radlens::report::figure::{
-    figure_layout, render_figure, save_figure, FigureError, FigureRow, FigureSpec, GreySlice, Panel,
-    PanelOverlay, GT_COLOUR, OVERLAP_COLOUR, PRED_COLOUR,
+    figure_layout, mask_slice, render_figure, save_figure, FigureError, FigureRow, FigureSpec, GreySlice,
+    Panel, PanelOverlay, GT_COLOUR, OVERLAP_COLOUR, PRED_COLOUR,
 };
 use radlens::report::overlay::jet;
 use radlens::ui::file_browser::{BrowsePurpose, BrowserAction, FileBrowser};
@@ -564,6 +564,14 @@ fn figure_has_captions_row_labels_and_a_legend() {
         ..FigureSpec::default()
     };
     let l = figure_layout(&plain).unwrap();
+    // Panels straight from a volume and a mask.
+    let vol = Volume::new((0..2 * 3 * 4).map(|i| i as f32).collect(), [2, 3, 4], [1.0; 3]).unwrap();
+    let g = GreySlice::from_volume(&vol, 1, WindowLevel::new(0.0, 10.0)).unwrap();
+    assert_eq!((g.width, g.height, g.values[0]), (4, 3, 12.0));
+    assert!(GreySlice::from_volume(&vol, 2, WindowLevel::new(0.0, 10.0)).is_none());
+    let m = Mask::new((0..24).map(|i| (i % 5 == 0) as u16 * 2).collect(), [2, 3, 4]).unwrap();
+    assert_eq!(mask_slice(&m, 1).unwrap().iter().filter(|&&b| b).count(), 2); // 15 and 20
+    assert!(mask_slice(&m, 2).is_none());
     assert_eq!((l.caption_band.height, l.legend_band.height, l.label_column.width), (0, 0, 0));
     assert_eq!((l.width, l.height), (16 + 16, 16 + 16));
 }

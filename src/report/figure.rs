@@ -24,7 +24,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::overlay::{jet, min_max_scale};
-use crate::imaging::WindowLevel;
+use crate::imaging::{Mask, Volume, WindowLevel};
 use crate::io::{raster, LoadError};
 
 /// Ground truth, prediction and overlap colours (RGB).
@@ -54,6 +54,24 @@ pub struct GreySlice {
     pub width: usize,
     pub height: usize,
     pub window: WindowLevel,
+}
+
+impl GreySlice {
+    /// Slice `z` of `volume` with `window`; `None` when the slice does not exist.
+    pub fn from_volume(volume: &Volume, z: usize, window: WindowLevel) -> Option<Self> {
+        (z < volume.depth()).then(|| GreySlice {
+            values: volume.slice(z).to_vec(),
+            width: volume.width(),
+            height: volume.height(),
+            window,
+        })
+    }
+}
+
+/// Slice `z` of a mask as foreground (any non-zero label) flags, for [`PanelOverlay::Masks`]; `None`
+/// when the slice does not exist.
+pub fn mask_slice(mask: &Mask, z: usize) -> Option<Vec<bool>> {
+    (z < mask.dims()[0]).then(|| mask.slice(z).iter().map(|&l| l != 0).collect())
 }
 
 /// What is drawn over the grey slice.

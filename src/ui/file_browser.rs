@@ -430,6 +430,7 @@ impl FileBrowser {
                     }
                     if let Some(size) = e.size {
                         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            ui.add_space(12.0); // clear of the scroll bar
                             ui.weak(human_size(size));
                         });
                     }

@@ -2,7 +2,8 @@
 //!
 //! The caller lists the folder with [`crate::io::series::list_series`] (headers only; for big folders do
 //! it off the UI thread), and shows a [`SeriesPicker`] when [`SeriesPicker::needs_choice`] is true. Each
-//! row shows description, modality, slice count, size (columns × rows × slices) and spacing in mm. Click
+//! row shows description, modality, slice count, size (columns × rows × slices), spacing in mm and the
+//! series' first file. Click
 //! selects, double-click or Enter loads, ↑/↓ move, Escape cancels. The largest series comes first and is
 //! selected at the start: it is what `load_study` picks when nobody chooses.
 
@@ -81,8 +82,10 @@ impl SeriesPicker {
         let mut clicked = None;
         let mut double_clicked = None;
         egui::ScrollArea::vertical().id_salt("series_picker_list").max_height(320.0).show(ui, |ui| {
-            egui::Grid::new("series_picker_grid").striped(true).num_columns(5).show(ui, |ui| {
-                for heading in ["Description", "Modality", "Slices", "Size (px)", "Spacing (mm)"] {
+            egui::Grid::new("series_picker_grid").striped(true).num_columns(6).show(ui, |ui| {
+                for heading in
+                    ["Description", "Modality", "Slices", "Size (px)", "Spacing (mm)", "First file"]
+                {
                     ui.strong(heading);
                 }
                 ui.end_row();
@@ -103,6 +106,13 @@ impl SeriesPicker {
                     ui.label(s.info.slice_count.to_string());
                     ui.label(format!("{} x {} x {}", s.cols, s.rows, s.info.slice_count));
                     ui.label(spacing_text(s));
+                    // Tells series apart when descriptions are missing or equal.
+                    let file = s
+                        .first_file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    ui.weak(file);
                     ui.end_row();
                 }
             });
