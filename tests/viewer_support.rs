@@ -131,6 +131,44 @@ fn browser_keyboard_moves_enters_goes_up_and_cancels() {
 }
 
 #[test]
+fn browser_keeps_the_selection_in_view_in_a_long_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..300 {
+        std::fs::write(dir.path().join(format!("IM{i}.dcm")), b"x").unwrap();
+    }
+    std::fs::write(dir.path().join("zeta.png"), b"x").unwrap();
+    let mut h = browser_harness(dir.path(), BrowsePurpose::OpenStudy);
+    h.run();
+    assert_eq!(h.query_all_by_label("IM0.dcm").count(), 1);
+    assert!(h.query_by_label("IM150.dcm").is_none(), "only the visible rows are laid out");
+    for _ in 0..151 {
+        h.key_press(egui::Key::ArrowDown);
+    }
+    h.run();
+    let selected = h.state().browser.selected().map(|e| e.name.clone());
+    assert_eq!(selected.as_deref(), Some("IM150.dcm"), "natural order, one row per press");
+    // Its row is laid out (the selected name shows twice: in the list and below it).
+    assert_eq!(h.query_all_by_label("IM150.dcm").count(), 2, "the selection was scrolled into view");
+    h.key_press(egui::Key::End);
+    h.run();
+    assert_eq!(h.state().browser.selected().map(|e| e.name.clone()).as_deref(), Some("zeta.png"));
+    assert_eq!(h.query_all_by_label("zeta.png").count(), 2);
+    h.key_press(egui::Key::Home);
+    h.run();
+    assert_eq!(h.state().browser.selected().map(|e| e.name.clone()).as_deref(), Some("IM0.dcm"));
+    assert_eq!(h.query_all_by_label("IM0.dcm").count(), 2);
+    h.key_press(egui::Key::PageDown);
+    h.run();
+    let after_page = h.state().browser.selected().map(|e| e.name.clone()).unwrap();
+    assert_ne!(after_page, "IM0.dcm");
+    assert_eq!(h.query_all_by_label(&after_page).count(), 2);
+    // Typing a letter jumps to the next name starting with it.
+    h.event(egui::Event::Text("z".into()));
+    h.run();
+    assert_eq!(h.state().browser.selected().map(|e| e.name.clone()).as_deref(), Some("zeta.png"));
+}
+
+#[test]
 fn browser_reports_unreadable_and_missing_folders_in_one_line_and_stays() {
     let dir = browse_tree();
     let mut h = browser_harness(dir.path(), BrowsePurpose::OpenStudy);

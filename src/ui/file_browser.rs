@@ -7,8 +7,9 @@
 //! What it offers: the current folder as an editable path field (Enter goes there, or picks a file typed
 //! in), Up, Refresh, a list with folders first then files, sorted by name with numbers in numeric order
 //! (`IM2` before `IM10`), hidden entries (`.name`) on request, and a filter for the kinds the purpose
-//! opens (switchable to all files). Keys: ↑/↓ move, Enter opens the selected folder or picks the file,
-//! Backspace goes up, Escape cancels — while no text field has the keyboard. Double-click opens or picks.
+//! opens (switchable to all files). Keys: ↑/↓, Page Up/Down, Home/End move, a letter jumps to the next
+//! name starting with it, Enter opens the selected folder or picks the file, Backspace goes up, Escape
+//! cancels — while no text field has the keyboard. Double-click opens or picks.
 //! "Open folder" picks a DICOM series folder (the selected one, or the current one). A folder that
 //! cannot be read leaves the browser where it was with a one-line message; nothing here panics.
 //!
@@ -337,6 +338,32 @@ impl FileBrowser {
         None
     }
 
+    /// Selects row `index` of [`Self::visible`] (clamped to the last row) and scrolls it into view.
+    pub fn select_index(&mut self, index: usize) {
+        let n = self.visible().len();
+        if n > 0 {
+            self.selected = Some(index.min(n - 1));
+            self.scroll_to_selected = true;
+        }
+    }
+
+    /// Type-to-find: the next row after the selection whose name starts with `c` (case-insensitive),
+    /// wrapping around.
+    fn jump_to_letter(&mut self, c: char) {
+        let lower: Vec<char> = c.to_lowercase().collect();
+        let rows = self.visible();
+        let n = rows.len();
+        let start = self.selected.map(|i| i + 1).unwrap_or(0);
+        let found = (0..n).map(|k| (start + k) % n).find(|&i| {
+            let first: Vec<char> =
+                rows[i].name.chars().next().map(|f| f.to_lowercase().collect()).unwrap_or_default();
+            first == lower
+        });
+        if let Some(i) = found {
+            self.select_index(i);
+        }
+    }
+
     fn move_selection(&mut self, delta: isize) {
         let n = self.visible().len();
         if n == 0 {
@@ -406,8 +433,10 @@ impl FileBrowser {
                 let top = sel as f32 * pitch;
                 if top < offset {
                     scroll = scroll.vertical_scroll_offset(top);
-                } else if top + pitch > offset + view {
-                    scroll = scroll.vertical_scroll_offset(top + pitch - view);
+                } else if top + row_height > offset + view {
+                    // The row's bottom, not its trailing spacing: past the content's end egui would
+                    // rubber-band back.
+                    scroll = scroll.vertical_scroll_offset(top + row_height - view);
                 }
             }
             self.scroll_to_selected = false;
@@ -506,20 +535,42 @@ impl FileBrowser {
 
         // Keyboard, unless a text field has it.
         if !path_has_focus && !name_has_focus && action.is_none() {
-            let (down, up, enter, back, escape) = ui.input_mut(|i| {
+            let page = ((list_height / (row_height + ui.spacing().item_spacing.y)) as isize - 1).max(1);
+            let none = egui::Modifiers::NONE;
+            let (down, up, page_down, page_up, home, end, enter, back, escape, typed) = ui.input_mut(|i| {
+                let typed: String = i
+                    .events
+                    .iter()
+                    .filter_map(|e| match e {
+                        egui::Event::Text(t) => Some(t.as_str()),
+                        _ => None,
+                    })
+                    .collect();
                 (
-                    i.consume_key(egui::Modifiers::NONE, egui::Key::ArrowDown),
-                    i.consume_key(egui::Modifiers::NONE, egui::Key::ArrowUp),
-                    i.consume_key(egui::Modifiers::NONE, egui::Key::Enter),
-                    i.consume_key(egui::Modifiers::NONE, egui::Key::Backspace),
-                    i.consume_key(egui::Modifiers::NONE, egui::Key::Escape),
+                    i.count_and_consume_key(none, egui::Key::ArrowDown) as isize,
+                    i.count_and_consume_key(none, egui::Key::ArrowUp) as isize,
+                    i.count_and_consume_key(none, egui::Key::PageDown) as isize,
+                    i.count_and_consume_key(none, egui::Key::PageUp) as isize,
+                    i.consume_key(none, egui::Key::Home),
+                    i.consume_key(none, egui::Key::End),
+                    i.consume_key(none, egui::Key::Enter),
+                    i.consume_key(none, egui::Key::Backspace),
+                    i.consume_key(none, egui::Key::Escape),
+                    typed,
                 )
             });
-            if down {
-                self.move_selection(1);
+            let delta = down - up + page * (page_down - page_up);
+            if delta != 0 {
+                self.move_selection(delta);
             }
-            if up {
-                self.move_selection(-1);
+            if home {
+                self.select_index(0);
+            }
+            if end {
+                self.select_index(usize::MAX);
+            }
+            if let Some(c) = typed.chars().find(|c| !c.is_control() && !c.is_whitespace()) {
+                self.jump_to_letter(c);
             }
             if back {
                 self.go_up();
@@ -532,7 +583,7 @@ impl FileBrowser {
             if escape {
                 action = Some(BrowserAction::Cancelled);
             }
-            if down || up || back || enter {
+            if delta != 0 || home || end || back || enter || !typed.is_empty() {
                 ui.ctx().request_repaint();
             }
         }
