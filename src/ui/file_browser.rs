@@ -121,6 +121,8 @@ pub struct FileBrowser {
     path_text: String,
     file_name: String,
     entries: Vec<DirEntry>,
+    /// Indices into `entries` of the rows shown (filters applied), kept in step by `refilter`.
+    view: Vec<usize>,
     /// Index into `visible()`.
     selected: Option<usize>,
     show_hidden: bool,
@@ -141,6 +143,7 @@ impl FileBrowser {
             path_text: String::new(),
             file_name: String::new(),
             entries: Vec::new(),
+            view: Vec::new(),
             selected: None,
             show_hidden: false,
             show_all_files: false,
@@ -199,26 +202,41 @@ impl FileBrowser {
     pub fn set_show_hidden(&mut self, show: bool) {
         self.show_hidden = show;
         self.selected = None;
+        self.refilter();
     }
 
     /// Lists every file, not only the kinds the purpose opens.
     pub fn set_show_all_files(&mut self, all: bool) {
         self.show_all_files = all;
         self.selected = None;
+        self.refilter();
     }
 
     /// The rows shown now: folders first, then files, each sorted by name; filtered.
     pub fn visible(&self) -> Vec<&DirEntry> {
-        self.entries
-            .iter()
-            .filter(|e| self.show_hidden || !e.name.starts_with('.'))
-            .filter(|e| e.is_dir || self.show_all_files || self.purpose.accepts(&e.name))
-            .collect()
+        self.view.iter().map(|&i| &self.entries[i]).collect()
+    }
+
+    /// Row `index` of [`Self::visible`], without building the list.
+    fn row(&self, index: usize) -> Option<&DirEntry> {
+        self.view.get(index).and_then(|&i| self.entries.get(i))
+    }
+
+    /// Recomputes the rows shown after the entries or a filter changed (once, not every frame: a DICOM
+    /// folder can hold thousands of files).
+    fn refilter(&mut self) {
+        let (hidden, all, purpose) = (self.show_hidden, self.show_all_files, self.purpose);
+        self.view = (0..self.entries.len())
+            .filter(|&i| {
+                let e = &self.entries[i];
+                (hidden || !e.name.starts_with('.')) && (e.is_dir || all || purpose.accepts(&e.name))
+            })
+            .collect();
     }
 
     /// The selected row, if any.
     pub fn selected(&self) -> Option<&DirEntry> {
-        self.selected.and_then(|i| self.visible().get(i).copied())
+        self.selected.and_then(|i| self.row(i))
     }
 
     /// Goes to folder `dir`. On failure the browser stays where it was, [`Self::error`] says why, and
@@ -229,6 +247,7 @@ impl FileBrowser {
                 self.dir = dir.to_path_buf();
                 self.path_text = dir.display().to_string();
                 self.entries = entries;
+                self.refilter();
                 self.selected = None;
                 self.error = None;
                 self.confirm_overwrite = None;
@@ -271,7 +290,7 @@ impl FileBrowser {
     /// Opens the entry at `index` of [`Self::visible`]: a folder is entered, a file picked (save purposes:
     /// its name goes into the name field).
     pub fn activate(&mut self, index: usize) -> Option<BrowserAction> {
-        let entry = self.visible().get(index).map(|e| (*e).clone())?;
+        let entry = self.row(index)?.clone();
         if entry.is_dir {
             self.navigate(&entry.path);
             return None;
@@ -340,7 +359,7 @@ impl FileBrowser {
 
     /// Selects row `index` of [`Self::visible`] (clamped to the last row) and scrolls it into view.
     pub fn select_index(&mut self, index: usize) {
-        let n = self.visible().len();
+        let n = self.view.len();
         if n > 0 {
             self.selected = Some(index.min(n - 1));
             self.scroll_to_selected = true;
@@ -365,7 +384,7 @@ impl FileBrowser {
     }
 
     fn move_selection(&mut self, delta: isize) {
-        let n = self.visible().len();
+        let n = self.view.len();
         if n == 0 {
             return;
         }
@@ -422,7 +441,7 @@ impl FileBrowser {
         let bottom_height = 2.0 * ui.spacing().interact_size.y + 3.0 * ui.spacing().item_spacing.y + 8.0;
         let list_height = (ui.available_height() - bottom_height).max(80.0);
         let row_height = ui.spacing().interact_size.y;
-        let rows: Vec<DirEntry> = self.visible().into_iter().cloned().collect();
+        let n_rows = self.view.len();
         let mut scroll = egui::ScrollArea::vertical().id_salt("file_browser_list").max_height(list_height);
         scroll = scroll.auto_shrink([false, false]);
         if self.scroll_to_selected {
@@ -443,15 +462,16 @@ impl FileBrowser {
         }
         let mut clicked = None;
         let mut double_clicked = None;
-        let output = scroll.show_rows(ui, row_height, rows.len(), |ui, range| {
-            if rows.is_empty() {
-                ui.weak("(nothing here to open)");
-            }
+        if n_rows == 0 {
+            ui.weak("Nothing here to open (tick \"All files\" to list everything).");
+        }
+        let this = &*self;
+        let output = scroll.show_rows(ui, row_height, n_rows, |ui, range| {
             for i in range {
-                let e = &rows[i];
+                let Some(e) = this.row(i) else { continue };
                 let label = if e.is_dir { format!("{}/", e.name) } else { e.name.clone() };
                 ui.horizontal(|ui| {
-                    let resp = ui.selectable_label(self.selected == Some(i), label);
+                    let resp = ui.selectable_label(this.selected == Some(i), label);
                     if resp.double_clicked() {
                         double_clicked = Some(i);
                     } else if resp.clicked() {
@@ -472,8 +492,9 @@ impl FileBrowser {
         });
         if let Some(i) = clicked {
             self.selected = Some(i);
-            if self.purpose.is_save() && !rows[i].is_dir {
-                self.file_name = rows[i].name.clone();
+            let file_name = self.row(i).filter(|e| !e.is_dir).map(|e| e.name.clone());
+            if let (true, Some(name)) = (self.purpose.is_save(), file_name) {
+                self.file_name = name;
                 self.confirm_overwrite = None;
             }
         }
