@@ -228,7 +228,7 @@ fn trainable_layers_are_not_folded_and_get_gradients() {
     let w = layer.conv().weight();
     let dw = g.get(w).expect("weight gradient");
     assert!(max_abs(dw) > 0.0);
-    let (gamma, beta) = layer.batch_norm().weight_and_bias().unwrap();
+    let (gamma, beta) = layer.batch_norm().expect("unfolded").weight_and_bias().unwrap();
     assert!(g.get(gamma).is_some() && g.get(beta).is_some());
 }
 
@@ -255,5 +255,57 @@ fn transposed_conv_k_equals_stride_matches_candle() {
                 1e-4,
             );
         }
+    }
+}
+
+/// The one-pass max pool against a brute-force loop: values and the gradient (each output's gradient
+/// goes to the first maximum of its window, PyTorch's rule; ties are made on purpose).
+#[test]
+fn max_pool_matches_brute_force_with_ties() {
+    let dev = Device::Cpu;
+    for (n, c, h, w, k, s, pad) in [(2, 3, 9, 10, 3, 2, 1), (1, 2, 7, 7, 2, 2, 0), (1, 1, 6, 5, 3, 1, 1)] {
+        // small integers: many ties
+        let xs: Vec<f32> = (0..n * c * h * w).map(|i| ((i * 7919) % 5) as f32).collect();
+        let x = Var::from_tensor(&Tensor::from_vec(xs.clone(), (n, c, h, w), &dev).unwrap()).unwrap();
+        let y = layers::max_pool2d(x.as_tensor(), k, s, pad).unwrap();
+        let (oh, ow) = ((h + 2 * pad - k) / s + 1, (w + 2 * pad - k) / s + 1);
+        assert_eq!(y.dims4().unwrap(), (n, c, oh, ow));
+        let r: Vec<f32> = (0..n * c * oh * ow).map(|i| 1.0 + i as f32).collect();
+        let g = (&y * Tensor::from_vec(r.clone(), (n, c, oh, ow), &dev).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let got: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        let dx: Vec<f32> = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let mut want_dx = vec![0f32; xs.len()];
+        for plane in 0..n * c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best: Option<(f32, usize)> = None;
+                    for dy in 0..k {
+                        for dxk in 0..k {
+                            let (iy, ix) = (
+                                (oy * s + dy) as isize - pad as isize,
+                                (ox * s + dxk) as isize - pad as isize,
+                            );
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            let i = plane * h * w + iy as usize * w + ix as usize;
+                            if best.is_none_or(|(v, _)| xs[i] > v) {
+                                best = Some((xs[i], i));
+                            }
+                        }
+                    }
+                    let (v, i) = best.unwrap();
+                    let o = plane * oh * ow + oy * ow + ox;
+                    assert_eq!(got[o], v, "max at {o}");
+                    want_dx[i] += r[o];
+                }
+            }
+        }
+        assert_eq!(dx, want_dx, "max pool gradient k{k} s{s} p{pad}");
     }
 }

@@ -82,10 +82,9 @@ fn conv_params(conv: &Conv2d) -> fastconv::ConvParams {
 /// parameter gets its gradient.
 #[derive(Debug, Clone)]
 pub struct ConvBn {
+    /// The convolution in use: the folded one (with a bias) when `bn` is None.
     conv: Conv2d,
-    bn: BatchNorm,
-    /// (weight, bias) with the BN folded in.
-    folded: Option<(Tensor, Tensor)>,
+    bn: Option<BatchNorm>,
 }
 
 impl ConvBn {
@@ -104,7 +103,7 @@ impl ConvBn {
         Self::new(conv2d(conv, in_c, out_c, k, stride, padding, false)?, batch_norm(norm, out_c)?)
     }
 
-    /// Folds when no parameter is a `Var`.
+    /// Folds when no parameter is a `Var` (the original weights are then dropped).
     pub fn new(conv: Conv2d, bn: BatchNorm) -> Result<Self> {
         let trainable = conv.weight().is_variable()
             || conv.bias().is_some_and(|b| b.is_variable())
@@ -120,33 +119,36 @@ impl ConvBn {
         };
         let co = scale.dim(0)?;
         let weight = conv.weight().to_dtype(f64)?.broadcast_mul(&scale.reshape((co, 1, 1, 1))?)?;
+        let mean = bn.running_mean().to_dtype(f64)?;
         let mut bias = match conv.bias() {
-            Some(b) => b.to_dtype(f64)?.sub(&bn.running_mean().to_dtype(f64)?)?.mul(&scale)?,
-            None => bn.running_mean().to_dtype(f64)?.mul(&scale)?.neg()?,
+            Some(b) => b.to_dtype(f64)?.sub(&mean)?.mul(&scale)?,
+            None => mean.mul(&scale)?.neg()?,
         };
         if let Some(beta) = beta {
             bias = bias.add(&beta)?;
         }
-        let folded =
-            Some((weight.to_dtype(candle_core::DType::F32)?, bias.to_dtype(candle_core::DType::F32)?));
-        Ok(ConvBn { conv, bn, folded })
+        let f32 = candle_core::DType::F32;
+        let folded = Conv2d::new(weight.to_dtype(f32)?, Some(bias.to_dtype(f32)?), *conv.config());
+        Ok(ConvBn { conv: folded, bn: None })
     }
 
     /// Keeps the convolution and the BN apart (the reference for the folded form).
     pub fn unfolded(conv: Conv2d, bn: BatchNorm) -> Self {
-        ConvBn { conv, bn, folded: None }
+        ConvBn { conv, bn: Some(bn) }
     }
 
     pub fn is_folded(&self) -> bool {
-        self.folded.is_some()
+        self.bn.is_none()
     }
 
+    /// The convolution run: the original one, or the folded one with its bias.
     pub fn conv(&self) -> &Conv2d {
         &self.conv
     }
 
-    pub fn batch_norm(&self) -> &BatchNorm {
-        &self.bn
+    /// The BatchNorm applied after the convolution (None once folded).
+    pub fn batch_norm(&self) -> Option<&BatchNorm> {
+        self.bn.as_ref()
     }
 
     /// `bn(conv(x))`.
@@ -160,10 +162,10 @@ impl ConvBn {
     }
 
     fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
-        match &self.folded {
-            Some((w, b)) => fastconv::conv2d(x, w, Some(b), conv_params(&self.conv), relu),
-            None => {
-                let y = bn(&self.bn, &conv2d_fwd(&self.conv, x)?)?;
+        match &self.bn {
+            None => fastconv::conv2d(x, self.conv.weight(), self.conv.bias(), conv_params(&self.conv), relu),
+            Some(n) => {
+                let y = bn(n, &conv2d_fwd(&self.conv, x)?)?;
                 if relu {
                     y.relu()
                 } else {
@@ -178,6 +180,18 @@ impl ConvBn {
 /// `max_pool2d` has no padding and no backward when kernel ≠ stride; this form is exact, pads with −∞ as
 /// PyTorch does, and is differentiable.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    if x.device().is_cpu()
+        && x.dtype() == candle_core::DType::F32
+        && x.rank() == 4
+        && kernel > 0
+        && stride > 0
+    {
+        let (_, _, h, w) = x.dims4()?;
+        if h + 2 * padding < kernel || w + 2 * padding < kernel || padding * 2 > kernel {
+            candle_core::bail!("max_pool2d: {h}×{w} input, kernel {kernel}, padding {padding}: no output");
+        }
+        return x.contiguous()?.apply_op1(MaxPoolOp { kernel, stride, padding });
+    }
     if padding == 0 && kernel == stride {
         // candle's own max_pool2d scales gradients wrongly (see max_pool2d_floor).
         return max_pool2d_floor(x, kernel);
@@ -202,6 +216,128 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
         }
     }
     out.ok_or_else(|| candle_core::Error::Msg("max_pool2d with a zero kernel".into()))
+}
+
+/// `nn.MaxPool2d(kernel, stride, padding)` on contiguous f32 NCHW in one pass; the backward sends each
+/// output's gradient to the first maximum of its window in row-major order (PyTorch's choice on ties).
+#[derive(Debug, Clone, Copy)]
+struct MaxPoolOp {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl MaxPoolOp {
+    fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
+    }
+
+    /// Index (within the plane) of the first maximum of output (oy, ox)'s window; windows always hold
+    /// at least one input element because padding ≤ kernel / 2.
+    #[inline]
+    fn argmax(&self, plane: &[f32], h: usize, w: usize, oy: usize, ox: usize) -> usize {
+        let (k, s, p) = (self.kernel as isize, self.stride as isize, self.padding as isize);
+        let (y0, x0) = (oy as isize * s - p, ox as isize * s - p);
+        let (ya, yb) = (y0.max(0) as usize, ((y0 + k).min(h as isize)) as usize);
+        let (xa, xb) = (x0.max(0) as usize, ((x0 + k).min(w as isize)) as usize);
+        let mut best = ya * w + xa;
+        let mut best_v = f32::NEG_INFINITY;
+        for y in ya..yb {
+            for (i, &v) in plane[y * w + xa..y * w + xb].iter().enumerate() {
+                // `>` keeps the first maximum; a NaN wins as in PyTorch.
+                if v > best_v || v.is_nan() {
+                    best_v = v;
+                    best = y * w + xa + i;
+                    if v.is_nan() {
+                        return best;
+                    }
+                }
+            }
+        }
+        best
+    }
+}
+
+impl candle_core::CustomOp1 for MaxPoolOp {
+    fn name(&self) -> &'static str {
+        "radlens-max-pool2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("max_pool2d: non-contiguous input")
+        };
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let (oh, ow) = self.out_hw(h, w);
+        let mut out = vec![0f32; n * c * oh * ow];
+        out.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(dst, plane)| {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    dst[oy * ow + ox] = plane[self.argmax(plane, h, w, oy, ox)];
+                }
+            }
+        });
+        Ok((candle_core::CpuStorage::F32(out), (n, c, oh, ow).into()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let dx = arg
+            .detach()
+            .contiguous()?
+            .apply_op2_no_bwd(&grad.detach().contiguous()?, &MaxPoolBackward(*self))?;
+        Ok(Some(dx))
+    }
+}
+
+/// (x, dy) → dx for [`MaxPoolOp`].
+struct MaxPoolBackward(MaxPoolOp);
+
+impl candle_core::CustomOp2 for MaxPoolBackward {
+    fn name(&self) -> &'static str {
+        "radlens-max-pool2d-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let (Some((a, b)), Some((ga, gb))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("max_pool2d backward: non-contiguous input")
+        };
+        let (n, c, h, w) = l1.shape().dims4()?;
+        let (oh, ow) = self.0.out_hw(h, w);
+        if l2.shape().dims4()? != (n, c, oh, ow) {
+            candle_core::bail!(
+                "max_pool2d backward: gradient {:?} for output {:?}",
+                l2.shape(),
+                (n, c, oh, ow)
+            )
+        }
+        let x = &s1.as_slice::<f32>()?[a..b];
+        let g = &s2.as_slice::<f32>()?[ga..gb];
+        let mut dx = vec![0f32; n * c * h * w];
+        dx.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(g.par_chunks(oh * ow)).for_each(
+            |((dst, plane), gp)| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        dst[self.0.argmax(plane, h, w, oy, ox)] += gp[oy * ow + ox];
+                    }
+                }
+            },
+        );
+        Ok((candle_core::CpuStorage::F32(dx), (n, c, h, w).into()))
+    }
 }
 
 /// `nn.AvgPool2d(kernel, stride)` with no padding.
@@ -350,6 +486,9 @@ pub fn conv2d_fwd(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
 /// ignores, then takes max reductions over a (h/k, k, w/k, k) view, whose backward is exact. (The same
 /// flaw affects `max_pool2d(x, k, k, 0)` above, which delegates to candle's op.)
 pub fn max_pool2d_floor(x: &Tensor, k: usize) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.rank() == 4 {
+        return max_pool2d(x, k, k, 0);
+    }
     let (n, c, h, w) = x.dims4()?;
     let (oh, ow) = (h / k, w / k);
     let x =
