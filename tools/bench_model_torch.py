@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch side of `radlens bench model`: the same networks, shapes and work (forward, Grad-CAM,
 input gradient, training step), random weights, the same thread count. Prints one JSON object
-{row name: {"seconds": median, "peak_rss": bytes or null}}.
+{row name: {"seconds": median wall, "cpu_seconds": mean process CPU per run, "peak_rss": bytes or null}}.
 
 Usage: tools/bench_model_torch.py --rows NAME,... [--repeats N] [--threads T]
 """
@@ -162,12 +162,17 @@ def main():
         run = make_work(work, model, x)
         run()  # warm-up
         reset = reset_peak_rss()
+        cpu0 = time.process_time()
         times = []
         for _ in range(max(1, a.repeats)):
             t = time.perf_counter()
             run()
             times.append(time.perf_counter() - t)
-        out[row] = {"seconds": statistics.median(times), "peak_rss": peak_rss() if reset else None}
+        out[row] = {
+            "seconds": statistics.median(times),
+            "cpu_seconds": (time.process_time() - cpu0) / len(times),
+            "peak_rss": peak_rss() if reset else None,
+        }
         print(f"torch {row}: {out[row]['seconds']:.3f} s", file=sys.stderr)
         del model, run
     print(json.dumps(out))

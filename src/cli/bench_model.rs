@@ -112,7 +112,17 @@ fn run_once(
     Ok(())
 }
 
-/// Median seconds and peak resident memory (bytes, when /proc allows resetting the high-water mark).
+/// One row's figures: median wall seconds, mean process CPU seconds per run (all threads; on a busy
+/// machine this is the fairer comparison), peak resident memory in bytes.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    seconds: f64,
+    cpu_seconds: Option<f64>,
+    peak_rss: Option<u64>,
+}
+
+/// Median seconds, CPU seconds and peak resident memory (when /proc allows resetting the high-water
+/// mark).
 fn time_row(
     net: &dyn Network,
     varmap: &VarMap,
@@ -120,7 +130,7 @@ fn time_row(
     batch: usize,
     side: usize,
     repeats: usize,
-) -> candle_core::Result<(f64, Option<u64>)> {
+) -> candle_core::Result<Figures> {
     let dev = Device::Cpu;
     let x = Tensor::randn(0f32, 1f32, (batch, 3, side, side), &dev)?;
     let mut train = if work == Work::Train {
@@ -134,14 +144,33 @@ fn time_row(
     };
     run_once(net, work, &x, train.as_mut())?; // warm-up: allocator, caches
     let peak_reset = reset_peak_rss();
+    let cpu_start = cpu_seconds();
     let mut secs = Vec::new();
     for _ in 0..repeats.max(1) {
         let t = Instant::now();
         run_once(net, work, &x, train.as_mut())?;
         secs.push(t.elapsed().as_secs_f64());
     }
+    let cpu = match (cpu_start, cpu_seconds()) {
+        (Some(a), Some(b)) => Some((b - a) / secs.len() as f64),
+        _ => None,
+    };
     secs.sort_by(f64::total_cmp);
-    Ok((secs[secs.len() / 2], if peak_reset { peak_rss() } else { None }))
+    Ok(Figures {
+        seconds: secs[secs.len() / 2],
+        cpu_seconds: cpu,
+        peak_rss: if peak_reset { peak_rss() } else { None },
+    })
+}
+
+/// User + system CPU time of the whole process (all threads), from Linux's /proc/self/stat.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is the first, utime the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
 /// Resets the process's peak RSS (`VmHWM`) on Linux; false where that is not possible.
@@ -157,13 +186,8 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// PyTorch's (seconds, peak RSS bytes) for the same rows, if python3 with torch and the script are
-/// available.
-fn torch_times(
-    rows: &[&(&str, Work, usize, usize)],
-    repeats: usize,
-    threads: usize,
-) -> Option<Vec<(f64, Option<u64>)>> {
+/// PyTorch's figures for the same rows, if python3 with torch and the script are available.
+fn torch_times(rows: &[&(&str, Work, usize, usize)], repeats: usize, threads: usize) -> Option<Vec<Figures>> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/bench_model_torch.py");
     if !script.is_file() {
         return None;
@@ -190,7 +214,11 @@ fn torch_times(
         .iter()
         .map(|n| {
             let row = v.get(*n)?;
-            Some((row.get("seconds")?.as_f64()?, row.get("peak_rss").and_then(|r| r.as_u64())))
+            Some(Figures {
+                seconds: row.get("seconds")?.as_f64()?,
+                cpu_seconds: row.get("cpu_seconds").and_then(|r| r.as_f64()),
+                peak_rss: row.get("peak_rss").and_then(|r| r.as_u64()),
+            })
         })
         .collect()
 }
@@ -205,16 +233,18 @@ pub fn run(repeats: usize, only: Option<&str>, no_torch: bool, out: &mut dyn Wri
     if rows.is_empty() {
         return Err(CliError::BadInput(format!("no benchmark row matches '{}'", only.unwrap_or_default())));
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // rayon's pool size (RAYON_NUM_THREADS, else the cores): candle and the convolution use it.
+    let threads = rayon::current_num_threads();
     let torch = if no_torch { None } else { torch_times(&rows, repeats, threads) };
     writeln!(
         out,
-        "CPU, {threads} threads, median of {repeats} (after one warm-up); peak RSS of the timed runs"
+        "CPU, {threads} threads; wall: median of {repeats} runs after one warm-up; cpu: mean process CPU time \
+         per run (all threads); GB: peak RSS of the timed runs; ratio: radlens / torch wall time"
     )?;
     writeln!(
         out,
-        "{:<38} {:>11} {:>10} {:>7} {:>11} {:>10}",
-        "row", "radlens (s)", "torch (s)", "ratio", "radlens GB", "torch GB"
+        "{:<38} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7} {:>7}",
+        "row", "radlens s", "torch s", "ratio", "rl cpu s", "pt cpu s", "rl GB", "pt GB"
     )?;
     let mut current: Option<(String, bool, Box<dyn Network>, VarMap)> = None;
     for (i, (name, work, batch, side)) in rows.iter().enumerate() {
@@ -227,18 +257,21 @@ pub fn run(repeats: usize, only: Option<&str>, no_torch: bool, out: &mut dyn Wri
             current = Some((arch, trainable, net, varmap));
         }
         let Some((_, _, net, varmap)) = &current else { continue };
-        let (t, rss) = time_row(net.as_ref(), varmap, *work, *batch, *side, repeats)
+        let f = time_row(net.as_ref(), varmap, *work, *batch, *side, repeats)
             .map_err(|e| CliError::Failed(format!("{name}: {e}")))?;
-        match torch.as_ref().map(|v| v[i]) {
-            Some((tt, trss)) => writeln!(
-                out,
-                "{name:<38} {t:>11.3} {tt:>10.3} {:>6.2}x {:>11} {:>10}",
-                t / tt,
-                gb(rss),
-                gb(trss)
-            )?,
-            None => writeln!(out, "{name:<38} {t:>11.3} {:>10} {:>7} {:>11} {:>10}", "-", "-", gb(rss), "-")?,
-        }
+        let t = torch.as_ref().map(|v| v[i]);
+        let cpu = |c: Option<f64>| c.map_or_else(|| "-".to_string(), |c| format!("{c:.3}"));
+        writeln!(
+            out,
+            "{name:<38} {:>9.3} {:>9} {:>7} {:>9} {:>9} {:>7} {:>7}",
+            f.seconds,
+            t.map_or_else(|| "-".to_string(), |t| format!("{:.3}", t.seconds)),
+            t.map_or_else(|| "-".to_string(), |t| format!("{:.2}x", f.seconds / t.seconds)),
+            cpu(f.cpu_seconds),
+            cpu(t.and_then(|t| t.cpu_seconds)),
+            gb(f.peak_rss),
+            gb(t.and_then(|t| t.peak_rss)),
+        )?;
         out.flush()?;
     }
     if torch.is_none() && !no_torch {
