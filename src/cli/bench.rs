@@ -15,9 +15,10 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
-    /// Forward time of full-size networks with random weights (smp-unet and resnet-unet with a ResNet-50
-    /// encoder at 256² and 512², DenseNet-121 at 224², batch 1 and 8), next to PyTorch on the same
-    /// shapes and thread count when `python3` with torch is available (tools/bench_model_torch.py).
+    /// Full-size networks with random weights: forward (smp-unet and resnet-unet with a ResNet-50
+    /// encoder, DenseNet-121), Grad-CAM forward + backward, forward + input gradient, a ResNet-18 U-Net
+    /// training step (AdamW), with each row's peak RSS; next to PyTorch on the same shapes and thread
+    /// count when `python3` with torch is available (tools/bench_model_torch.py).
     Model {
         /// Timed runs per row (after one warm-up); the median is reported.
         #[arg(long, default_value_t = 3)]
@@ -41,7 +42,9 @@ pub enum BenchWhat {
 
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     match &args.what {
-        BenchWhat::Model { repeats, only, no_torch } => super::bench_model::run(*repeats, only.as_deref(), *no_torch, out),
+        BenchWhat::Model { repeats, only, no_torch } => {
+            super::bench_model::run(*repeats, only.as_deref(), *no_torch, out)
+        }
         BenchWhat::Load { study, repeats } => {
             let opts = LoadOptions::default();
             // Warm-up: fills the OS page cache so that the runs time decoding, not the disk.
