@@ -326,8 +326,12 @@ fn occlusion_matches_captum() {
         let (h, w) = (m.input_size[0], m.input_size[1]);
         let all: ndarray::ArrayD<f32> = ndarray_npy::read_npy(dir.join("input.npy")).unwrap();
         let n = m.in_channels * h * w;
-        let x = Tensor::from_vec(all.iter().copied().take(n).collect::<Vec<_>>(), (1, m.in_channels, h, w), &Device::Cpu)
-            .unwrap();
+        let x = Tensor::from_vec(
+            all.iter().copied().take(n).collect::<Vec<_>>(),
+            (1, m.in_channels, h, w),
+            &Device::Cpu,
+        )
+        .unwrap();
         let target = match meta["target"].as_u64() {
             Some(c) => Target::Class(c as usize),
             None => {
@@ -337,7 +341,8 @@ fn occlusion_matches_captum() {
             }
         };
         let grey = vec![0.0; h * w];
-        let input = ExplainInput { net: &*lm.net, input: &x, grey: &grey, target: &target, default_layer: None };
+        let input =
+            ExplainInput { net: &*lm.net, input: &x, grey: &grey, target: &target, default_layer: None };
         let occ = Occlusion {
             window: meta["window"].as_u64().unwrap() as usize,
             stride: meta["stride"].as_u64().unwrap() as usize,
@@ -458,7 +463,12 @@ fn adaptive_lime_agrees_with_fixed_lime_on_densenet121_narrow() {
         let (again, n_again) = adaptive.explain_counted(&input, &params(seed), &mut |_, _| true).unwrap();
         assert_eq!((again, n_again), (a, n_adaptive), "seed {seed}: not deterministic");
     }
-    println!("  adaptive mean: {} samples, Spearman {:.4}, IoU {:.3}", n_sum / 3, rho_sum / 3.0, iou_sum / 3.0);
+    println!(
+        "  adaptive mean: {} samples, Spearman {:.4}, IoU {:.3}",
+        n_sum / 3,
+        rho_sum / 3.0,
+        iou_sum / 3.0
+    );
     assert!(n_sum / 3 <= 600, "the adaptive rule did not save samples: {} on average", n_sum / 3);
     // Cancellation through the progress callback.
     let r = Lime::fixed().explain(&input, &params(3), &mut |done, _| done < 64);

@@ -75,7 +75,10 @@ fn randomised_copy(prefixes: &[&str], seed: u64) -> PathBuf {
                 }
             })
             .collect();
-        out.insert(name.clone(), Tensor::from_vec(v, dims, &Device::Cpu).unwrap().to_dtype(t.dtype()).unwrap());
+        out.insert(
+            name.clone(),
+            Tensor::from_vec(v, dims, &Device::Cpu).unwrap().to_dtype(t.dtype()).unwrap(),
+        );
     }
     assert!(replaced > 10, "only {replaced} tensors re-drawn");
     candle_core::safetensors::save(&out, dir.join("weights.safetensors")).unwrap();
@@ -128,7 +131,10 @@ fn randomising_the_last_stage_changes_gradcam_gradcampp_and_ig() {
         let again = explain(e.as_ref(), &original, &x, &target);
         let b = explain(e.as_ref(), &random, &x, &target);
         assert_eq!(a.values, again.values, "{name}: same model, same map");
-        assert!(a.values.iter().any(|&v| v != 0.0) && b.values.iter().any(|&v| v != 0.0), "{name}: empty map");
+        assert!(
+            a.values.iter().any(|&v| v != 0.0) && b.values.iter().any(|&v| v != 0.0),
+            "{name}: empty map"
+        );
         let r = rho(&a, &b);
         println!("{name}: Spearman original vs layer4+fc randomised = {r:.3}");
         assert!(r < 0.5, "{name}: the map survived randomising the last stage (Spearman {r:.3})");

@@ -202,9 +202,11 @@ pub fn run(opts: &XaiBenchOptions, out: &mut dyn Write) -> Result<(), CliError> 
         let model = load_model(&manifest, &Device::Cpu).map_err(failed)?;
         let m = &model.manifest;
         let grey = demo_grey(case.side)?;
-        let x = Tensor::from_vec(normalize(&grey, m.normalize, 3), (1, 3, case.side, case.side), &Device::Cpu)
-            .map_err(failed)?;
-        let target = Target::default_for(model.net.as_ref(), &x, m.activation, m.threshold).map_err(failed)?;
+        let x =
+            Tensor::from_vec(normalize(&grey, m.normalize, 3), (1, 3, case.side, case.side), &Device::Cpu)
+                .map_err(failed)?;
+        let target =
+            Target::default_for(model.net.as_ref(), &x, m.activation, m.threshold).map_err(failed)?;
         let target_arg = match &target {
             Target::Class(c) => c.to_string(),
             Target::Region { mask, .. } => {
@@ -290,7 +292,11 @@ pub fn run(opts: &XaiBenchOptions, out: &mut dyn Write) -> Result<(), CliError> 
             let peer_key = if method == "lime-adaptive" { "lime" } else { method };
             match reference.as_ref().and_then(|r| r.get(peer_key)) {
                 Some(&t) => {
-                    let ratio = if secs <= t { format!("{:.2}x faster", t / secs) } else { format!("{:.2}x slower", secs / t) };
+                    let ratio = if secs <= t {
+                        format!("{:.2}x faster", t / secs)
+                    } else {
+                        format!("{:.2}x slower", secs / t)
+                    };
                     writeln!(out, "{name:<42} {secs:>12.2} {t:>12.2} {ratio:>10}  {peer}")?
                 }
                 None => writeln!(out, "{name:<42} {secs:>12.2} {:>12} {:>10}  {peer}", "-", "-")?,

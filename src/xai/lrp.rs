@@ -8,7 +8,8 @@
 //! doing the transposed product: `z = ρ-layer(a)`, `s = R / (z + ε·sign z)` (constant),
 //! `c = ∇_a Σ z ⊙ s`, `R_in = a ⊙ c`. Rules ([`Composite`]):
 //! - dense layers: LRP-ε;
-//! - convolutions: LRP-ε, LRP-γ (`ρ(w) = w + γw⁺`, also on the bias) or LRP-α1β0
+//! - convolutions: LRP-ε, LRP-γ (`ρ(w) = w + γw⁺`, also on the bias, in the general form for inputs
+//!   and outputs of either sign: see `gamma_rule`) or LRP-α1β0
 //!   (`z = conv(a⁺, w⁺) + b⁺ + conv(a⁻, w⁻)`: only positive contributions);
 //! - the first convolution: z^B (Montavon's box rule with the input's lower/upper bounds `l`, `h`),
 //!   or the convolution rule when no bounds are known;
@@ -249,7 +250,9 @@ impl LrpLayer {
                 let outs = branches.iter().map(|b| run(b, x)).collect::<candle_core::Result<Vec<_>>>()?;
                 Tensor::cat(&outs, 1)
             }
-            LrpLayer::ConvTranspose { weight, bias, stride } => conv_transpose(x, weight, bias.as_ref(), *stride),
+            LrpLayer::ConvTranspose { weight, bias, stride } => {
+                conv_transpose(x, weight, bias.as_ref(), *stride)
+            }
             LrpLayer::ResizeToInput { inner, mode } => {
                 let (_, _, h, w) = x.dims4()?;
                 resize(&run(inner, x)?, *mode, h, w)
@@ -268,21 +271,30 @@ impl LrpLayer {
             l.iter().map(|x| x.without_biases()).collect()
         };
         Ok(match self {
-            LrpLayer::Conv { weight, bias, stride, padding } => {
-                LrpLayer::Conv { weight: weight.clone(), bias: zero(bias)?, stride: *stride, padding: *padding }
-            }
+            LrpLayer::Conv { weight, bias, stride, padding } => LrpLayer::Conv {
+                weight: weight.clone(),
+                bias: zero(bias)?,
+                stride: *stride,
+                padding: *padding,
+            },
             LrpLayer::ConvTranspose { weight, bias, stride } => {
                 LrpLayer::ConvTranspose { weight: weight.clone(), bias: zero(bias)?, stride: *stride }
             }
-            LrpLayer::Linear { weight, bias } => LrpLayer::Linear { weight: weight.clone(), bias: zero(bias)? },
+            LrpLayer::Linear { weight, bias } => {
+                LrpLayer::Linear { weight: weight.clone(), bias: zero(bias)? }
+            }
             LrpLayer::BatchNorm { scale, shift } => {
                 LrpLayer::BatchNorm { scale: scale.clone(), shift: shift.zeros_like()? }
             }
             LrpLayer::Residual { main, shortcut } => {
                 LrpLayer::Residual { main: all(main)?, shortcut: all(shortcut)? }
             }
-            LrpLayer::Concat(b) => LrpLayer::Concat(b.iter().map(|x| all(x)).collect::<candle_core::Result<_>>()?),
-            LrpLayer::ResizeToInput { inner, mode } => LrpLayer::ResizeToInput { inner: all(inner)?, mode: *mode },
+            LrpLayer::Concat(b) => {
+                LrpLayer::Concat(b.iter().map(|x| all(x)).collect::<candle_core::Result<_>>()?)
+            }
+            LrpLayer::ResizeToInput { inner, mode } => {
+                LrpLayer::ResizeToInput { inner: all(inner)?, mode: *mode }
+            }
             other => other.clone(),
         })
     }
@@ -462,7 +474,9 @@ impl LrpModel {
         let (rank, n) = (logits.rank(), logits.dim(1)?);
         let plane = |c: usize| -> Result<Tensor, XaiError> {
             if c >= n {
-                return Err(XaiError::BadParams(format!("class {c} is out of range: the model has {n} outputs")));
+                return Err(XaiError::BadParams(format!(
+                    "class {c} is out of range: the model has {n} outputs"
+                )));
             }
             let mut m = vec![0f32; n];
             m[c] = 1.0;
@@ -575,14 +589,7 @@ impl LrpModel {
     ) -> candle_core::Result<Tensor> {
         match self.composite.conv {
             ConvRule::Epsilon(e) => eps_rule(a, r, e, |t| f(t, weight, bias)),
-            ConvRule::Gamma(g) => {
-                let w = (weight + (weight.relu()? * g as f64)?)?;
-                let b = match bias {
-                    Some(b) => Some((b + (b.relu()? * g as f64)?)?),
-                    None => None,
-                };
-                eps_rule(a, r, 1e-6, |t| f(t, &w, b.as_ref()))
-            }
+            ConvRule::Gamma(g) => gamma_rule(a, r, weight, bias, g as f64, f),
             ConvRule::AlphaOneBetaZero => alpha1beta0(a, r, weight, bias, f),
         }
     }
@@ -924,6 +931,49 @@ fn smp_unet_layers(w: &Weights) -> Result<Vec<LrpLayer>, XaiError> {
     }
     blocks[depth - 1].push(w.conv("segmentation_head.0", 1)?);
     Ok(nest_unet(stages, blocks, vec![Vec::new(); depth], Resize::Nearest, true))
+}
+
+/// LRP-γ in its general form for inputs of either sign (zennit's `Gamma`): where the output `z` is
+/// positive the contributions that push it up are favoured (`a⁺(w + γw⁺) + a⁻(w + γw⁻)`, bias
+/// `b + γb⁺`), where it is negative those that push it down (`a⁺(w + γw⁻) + a⁻(w + γw⁺)`, `b + γb⁻`).
+/// The stabilised denominator keeps the sign of `z` and is never smaller in magnitude, so relevance
+/// cannot blow up where a mixed-sign input (a transposed convolution's output feeding a concatenation
+/// or a projection) would make the plain `w + γw⁺` denominator cross zero. With non-negative inputs
+/// and positive outputs it is the textbook γ rule.
+fn gamma_rule(
+    a: &Tensor,
+    r: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    g: f64,
+    f: impl Fn(&Tensor, &Tensor, Option<&Tensor>) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    let (ap, an) = (a.relu()?, a.minimum(0f64)?);
+    let w_up = (w + (w.relu()? * g)?)?;
+    let w_down = (w + (w.minimum(0f64)? * g)?)?;
+    let (b_up, b_down) = match b {
+        Some(b) => (Some((b + (b.relu()? * g)?)?), Some((b + (b.minimum(0f64)? * g)?)?)),
+        None => (None, None),
+    };
+    let has_negative = an.min_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()? < 0.0;
+    let pos = f(a, w, b)?.gt(0f64)?.to_dtype(a.dtype())?;
+    let neg = pos.affine(-1.0, 1.0)?;
+    let mut z_up = f(&ap, &w_up, b_up.as_ref())?;
+    let mut z_down = f(&ap, &w_down, b_down.as_ref())?;
+    if has_negative {
+        z_up = (z_up + f(&an, &w_down, None)?)?;
+        z_down = (z_down + f(&an, &w_up, None)?)?;
+    }
+    let z = ((z_up * &pos)? + (z_down * &neg)?)?;
+    let s = (r / stabilise(&z, 1e-6)?)?.detach();
+    let (s_up, s_down) = ((&s * &pos)?, (&s * &neg)?);
+    let grad_p = (vjp(&ap, &s_up, |t| f(t, &w_up, None))? + vjp(&ap, &s_down, |t| f(t, &w_down, None))?)?;
+    let rp = (ap * grad_p)?;
+    if !has_negative {
+        return Ok(rp);
+    }
+    let grad_n = (vjp(&an, &s_up, |t| f(t, &w_down, None))? + vjp(&an, &s_down, |t| f(t, &w_up, None))?)?;
+    rp + (an * grad_n)?
 }
 
 /// α1β0: only positive contributions `a⁺w⁺ + a⁻w⁻ (+ b⁺)` carry relevance; `f(a, w, b)` is the
