@@ -42,12 +42,6 @@ fn every_method_runs_on_a_segmentation_and_a_classification_model() {
             let out = dir.path().join("heat.npy");
             let o = explain(model, method, &out, &[]);
             let err = String::from_utf8_lossy(&o.stderr);
-            if method == "lrp" && model == "smp_unet_resnet18" {
-                // LRP's rules exist for VGG, ResNet and DenseNet classifiers only (src/xai/lrp.rs).
-                assert_eq!(o.status.code(), Some(2), "{err}");
-                assert!(err.contains("LRP is not available for smp-unet"), "{err}");
-                continue;
-            }
             assert!(o.status.success(), "{method} on {model}: {err}");
             let (values, shape) = read_npy_f32(&out).unwrap();
             assert_eq!(shape, vec![256, 256], "{method} on {model}");
@@ -85,7 +79,14 @@ fn overlay_superpixels_and_a_mask_target() {
         "smp_unet_resnet18",
         "lime",
         &out,
-        &["--overlay", png.to_str().unwrap(), "--superpixels", sp.to_str().unwrap(), "--target", mask.to_str().unwrap()],
+        &[
+            "--overlay",
+            png.to_str().unwrap(),
+            "--superpixels",
+            sp.to_str().unwrap(),
+            "--target",
+            mask.to_str().unwrap(),
+        ],
     );
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -123,4 +124,16 @@ fn a_class_target_by_name_and_bad_input() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("small.png"), "{err}");
+}
+
+#[test]
+fn lrp_on_convnext_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("h.npy");
+    let o = explain("convnext_tiny_narrow", "lrp", &out, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("LRP is not available for convnext_tiny"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!out.exists());
 }

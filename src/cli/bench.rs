@@ -30,6 +30,25 @@ pub enum BenchWhat {
         #[arg(long)]
         no_torch: bool,
     },
+    /// Time of one explanation per method (Grad-CAM++, Score-CAM, LIME fixed and adaptive, KernelSHAP,
+    /// Integrated Gradients) on smp-unet ResNet-50 at 256² and DenseNet-121 at 224² (random weights, the
+    /// demo chest X-ray), next to pytorch-grad-cam, lime, shap and captum on the same weights, image and
+    /// target when `python3` with them is available (tools/bench_xai_torch.py).
+    Xai {
+        /// LIME and KernelSHAP with 100 samples, Score-CAM on a narrower layer (both sides); minutes
+        /// instead of most of an hour.
+        #[arg(long)]
+        quick: bool,
+        /// LIME / KernelSHAP samples (default 1000; 100 with --quick).
+        #[arg(long)]
+        samples: Option<usize>,
+        /// Only rows whose name ("densenet121 lime", "smp-unet-resnet50 ig", ...) contains this text.
+        #[arg(long)]
+        only: Option<String>,
+        /// Skip the reference packages.
+        #[arg(long)]
+        no_torch: bool,
+    },
     /// Time loading a study (e.g. a DICOM series folder): median and best of N runs.
     Load {
         /// The study to load.
@@ -42,8 +61,15 @@ pub enum BenchWhat {
 
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     match &args.what {
-        BenchWhat::Model { repeats, only, no_torch } => {
-            super::bench_model::run(*repeats, only.as_deref(), *no_torch, out)
+        BenchWhat::Model { repeats, only, no_torch } => super::bench_model::run(*repeats, only.as_deref(), *no_torch, out),
+        BenchWhat::Xai { quick, samples, only, no_torch } => {
+            let opts = super::bench_xai::XaiBenchOptions {
+                quick: *quick,
+                samples: *samples,
+                only: only.clone(),
+                no_torch: *no_torch,
+            };
+            super::bench_xai::run(&opts, out)
         }
         BenchWhat::Load { study, repeats } => {
             let opts = LoadOptions::default();

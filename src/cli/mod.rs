@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_model;
+mod bench_xai;
 mod demo;
 mod explain;
 mod export;
