@@ -47,6 +47,7 @@
 
 mod distance;
 mod edt;
+pub mod localization;
 mod overlap;
 
 use serde::Serialize;
