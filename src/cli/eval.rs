@@ -709,6 +709,12 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 let (correct, per_class, mp, mr, auc) = classification_scores(&recs, classes);
                 let acc = summarize(&correct, seed);
                 let n = correct.len();
+                if n == 0 && recs.iter().any(|r| r.label.is_some()) {
+                    eprintln!(
+                        "note: no image label matches a class of {name} ({}): no classification scores",
+                        classes.join(", ")
+                    );
+                }
                 let point = |v: Option<f64>| Summary { n, mean: v, sd: None, ci95: None };
                 mj.insert("dice".into(), Value::Null);
                 mj.insert("precision".into(), summary_json(&point(mp)));
