@@ -817,12 +817,12 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), CliError> {
         writeln!(out, "\nSegmentation (mean ± sd)\n{}", tables::segmentation_table(&seg_rows))?;
     }
     if !loc_cols.is_empty() {
-        writeln!(
-            out,
-            "\nLocalization, threshold {} (mean ± sd)\n{}",
-            threshold.name(),
-            tables::localization_table(&loc_cols)
-        )?;
+        let how = if args.tune_thresholds {
+            "cuts tuned per method on the validation split (see summary.json)".to_string()
+        } else {
+            format!("threshold {}", threshold.name())
+        };
+        writeln!(out, "\nLocalization, {how} (mean ± sd)\n{}", tables::localization_table(&loc_cols))?;
     }
     let mut plots_written = Vec::new();
     let mut plot = |file: &str, r: Result<(), String>| match r {
