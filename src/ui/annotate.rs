@@ -238,12 +238,12 @@ pub fn compose_slice(
 pub const SHORTCUTS: &[(&str, &str)] = &[
     ("B / E / F / L / G", "brush / eraser / fill / polygon / grow"),
     ("[  ]", "brush smaller / larger"),
-    ("1 … 9", "label"),
+    ("1 - 9", "label"),
     ("Ctrl+Z / Ctrl+Y", "undo / redo"),
     ("A / R / X", "accept / reject / needs fix"),
     ("N / P", "next / previous case"),
-    ("↑ ↓ / wheel", "slice up / down"),
-    ("Ctrl+↑ / Ctrl+↓", "copy mask from slice above / below"),
+    ("Up / Down, wheel", "slice up / down"),
+    ("Ctrl+Up / Ctrl+Down", "copy mask from slice above / below"),
     ("Enter / Esc", "close / drop polygon"),
     ("O / M", "original contour / edited fill on-off"),
     ("H", "this cheat sheet"),
@@ -260,16 +260,16 @@ pub fn show(ui: &mut egui::Ui, st: &mut AnnotateUi, session: &ReviewSession) -> 
         ui.horizontal_wrapped(|ui| {
             let (done, total) = session.progress();
             ui.label(format!("Case {} of {}", session.current_index() + 1, total));
-            ui.label(format!("· reviewed {done} of {total}"));
+            ui.label(format!("(reviewed {done} of {total})"));
             ui.separator();
             ui.label(session.current_id());
             ui.separator();
             let status = session.current_review().status;
             ui.label(format!("status: {}", status.name()));
-            if ui.button("◀ Previous").clicked() {
+            if ui.button("< Previous").clicked() {
                 cmds.push(Command::Previous);
             }
-            if ui.button("Next ▶").clicked() {
+            if ui.button("Next >").clicked() {
                 cmds.push(Command::Next);
             }
             ui.separator();
@@ -435,12 +435,12 @@ fn tools_panel(
         }
     });
     ui.horizontal(|ui| {
-        ui.label("Brush (mm)");
-        ui.add(egui::DragValue::new(&mut st.brush_radius_mm).range(0.1..=200.0).speed(0.1));
+        let l = ui.label("Brush (mm)");
+        ui.add(egui::DragValue::new(&mut st.brush_radius_mm).range(0.1..=200.0).speed(0.1)).labelled_by(l.id);
     });
     ui.horizontal(|ui| {
-        ui.label("Label");
-        ui.add(egui::DragValue::new(&mut st.label).range(1..=u16::MAX));
+        let l = ui.label("Label");
+        ui.add(egui::DragValue::new(&mut st.label).range(1..=u16::MAX)).labelled_by(l.id);
         let (rect, _) = ui.allocate_exact_size(Vec2::splat(14.0), Sense::hover());
         ui.painter().rect_filled(rect, 2.0, label_colour(st.label));
     });
@@ -461,21 +461,22 @@ fn tools_panel(
     ui.label("Region growing");
     ui.horizontal(|ui| {
         ui.radio_value(&mut st.grow_mode, GrowMode::Range, "range");
-        ui.radio_value(&mut st.grow_mode, GrowMode::Deviation, "± deviation");
+        ui.radio_value(&mut st.grow_mode, GrowMode::Deviation, "+/- deviation");
     });
     match st.grow_mode {
         GrowMode::Range => {
             ui.horizontal(|ui| {
-                ui.label("from");
-                ui.add(egui::DragValue::new(&mut st.hu_lo).speed(1.0));
-                ui.label("to");
-                ui.add(egui::DragValue::new(&mut st.hu_hi).speed(1.0));
+                let l = ui.label("from");
+                ui.add(egui::DragValue::new(&mut st.hu_lo).speed(1.0)).labelled_by(l.id);
+                let l = ui.label("to");
+                ui.add(egui::DragValue::new(&mut st.hu_hi).speed(1.0)).labelled_by(l.id);
             });
         }
         GrowMode::Deviation => {
             ui.horizontal(|ui| {
-                ui.label("±");
-                ui.add(egui::DragValue::new(&mut st.deviation).range(0.0..=10_000.0).speed(1.0));
+                let l = ui.label("+/-");
+                ui.add(egui::DragValue::new(&mut st.deviation).range(0.0..=10_000.0).speed(1.0))
+                    .labelled_by(l.id);
             });
         }
     }
@@ -516,8 +517,9 @@ fn tools_panel(
     ui.checkbox(&mut st.show_edited, "edited fill");
     ui.separator();
     ui.heading("Decision");
-    ui.label("Comment");
-    ui.add(egui::TextEdit::multiline(&mut st.comment).desired_rows(2).desired_width(f32::INFINITY));
+    let l = ui.label("Comment");
+    ui.add(egui::TextEdit::multiline(&mut st.comment).desired_rows(2).desired_width(f32::INFINITY))
+        .labelled_by(l.id);
     ui.horizontal(|ui| {
         if ui.button("Accept").clicked() {
             cmds.push(Command::SetStatus(Status::Accepted, st.comment.clone()));
