@@ -787,3 +787,40 @@ fn kill_and_restart_keeps_review_state_and_completed_strokes() {
     assert!(log.iter().filter(|e| e.action == "brush").count() >= completed);
     assert_eq!(log[0].action, "needs_fix");
 }
+
+#[test]
+fn cli_status_table_and_bad_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    make_queue(dir.path(), 3);
+    {
+        let mut s = ReviewSession::open(dir.path(), "ana").unwrap();
+        s.set_status(Status::Accepted, "ok").unwrap();
+        s.next().unwrap();
+        s.begin_stroke(0, (20.5, 15.5), 1.0, 1, false);
+        s.end_stroke().unwrap();
+        s.set_status(Status::Rejected, "leaks into the heart").unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_radlens"))
+        .args(["annotate", dir.path().to_str().unwrap(), "--status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 3 + 1, "{text}");
+    assert!(lines[1].contains("images/case0.png") && lines[1].contains("accepted") && lines[1].ends_with("ok"));
+    assert!(lines[2].contains("rejected") && lines[2].contains("masks/case1.rev2.png"));
+    assert!(lines[2].ends_with("leaks into the heart"));
+    assert!(lines[3].contains("unreviewed"));
+    assert_eq!(lines[4], "reviewed 2 of 3 (accepted 1, rejected 1, needs_fix 0, unreviewed 1)");
+    // A queue that does not exist: exit 2, one line naming it.
+    let missing = dir.path().join("nope");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_radlens"))
+        .args(["annotate", missing.to_str().unwrap(), "--status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1);
+    assert!(err.contains("no such file") && err.trim_end().ends_with("nope"), "{err}");
+}
