@@ -808,7 +808,9 @@ fn cli_status_table_and_bad_queue() {
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1 + 3 + 1, "{text}");
-    assert!(lines[1].contains("images/case0.png") && lines[1].contains("accepted") && lines[1].ends_with("ok"));
+    assert!(
+        lines[1].contains("images/case0.png") && lines[1].contains("accepted") && lines[1].ends_with("ok")
+    );
     assert!(lines[2].contains("rejected") && lines[2].contains("masks/case1.rev2.png"));
     assert!(lines[2].ends_with("leaks into the heart"));
     assert!(lines[3].contains("unreviewed"));
@@ -823,4 +825,22 @@ fn cli_status_table_and_bad_queue() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1);
     assert!(err.contains("no such file") && err.trim_end().ends_with("nope"), "{err}");
+}
+
+#[test]
+fn history_survives_moving_between_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let masks = make_queue(dir.path(), 2);
+    let mut s = ReviewSession::open(dir.path(), "ana").unwrap();
+    let original = s.case().unwrap().editor.labels().to_vec();
+    s.begin_stroke(0, (20.5, 15.5), 1.0, 1, false);
+    s.end_stroke().unwrap();
+    s.next().unwrap();
+    s.previous().unwrap();
+    assert_eq!(s.case().unwrap().editor.history().undo_len(), 1, "the stroke is still undoable");
+    assert!(s.undo().unwrap());
+    assert_eq!(s.case().unwrap().editor.labels(), &original[..]);
+    // Still the same revision file, now holding the undone state.
+    assert_eq!(latest_revision(&masks[0]).unwrap(), revision_path(&masks[0], 2));
+    assert_eq!(radlens::io::load_mask(&revision_path(&masks[0], 2)).unwrap().labels(), &original[..]);
 }

@@ -43,15 +43,15 @@ fn print_status(args: &AnnotateArgs, out: &mut dyn Write) -> Result<(), CliError
     writeln!(out, "{:>4}  {:<32} {:<11} {:<28} comment", "#", "case", "status", "revision")?;
     for (i, case) in queue.cases.iter().enumerate() {
         let r = state.cases.get(&case.id).cloned().unwrap_or_default();
-        writeln!(
-            out,
+        let line = format!(
             "{:>4}  {:<32} {:<11} {:<28} {}",
             i + 1,
             case.id,
             r.status.name(),
             r.revision.as_deref().unwrap_or("-"),
             r.comment.replace('\n', " ")
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     let count = |s: Status| queue.cases.iter().filter(|c| state.status(&c.id) == s).count();
     let (done, total) = state.progress(&queue);

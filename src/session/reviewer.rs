@@ -8,8 +8,10 @@
 //!
 //! Opening a case loads the newest revision on disk (so a restart resumes with every completed stroke)
 //! and keeps the original for comparison (contour, Dice). The first save of a session writes a new
-//! revision one past the newest; later autosaves in the session rewrite that same file.
+//! revision one past the newest; later autosaves in the session rewrite that same file. Going back to
+//! a case visited earlier in the session restores its editor, so undo reaches back across visits.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::annotate::{self, Action, Connectivity, Edit, GrowCriterion, MaskEditor};
@@ -60,6 +62,9 @@ pub struct ReviewSession {
     /// Why the current case could not be opened, if it could not.
     case_error: Option<String>,
     current: usize,
+    /// Editors (with their undo history and revision file) of cases visited earlier in this session,
+    /// so going back to a case keeps its history and keeps writing the same revision.
+    parked: HashMap<usize, (MaskEditor, Option<PathBuf>)>,
 }
 
 impl ReviewSession {
@@ -79,6 +84,7 @@ impl ReviewSession {
             case: None,
             case_error: None,
             current,
+            parked: HashMap::new(),
         };
         s.load_current();
         Ok(s)
@@ -123,11 +129,19 @@ impl ReviewSession {
     }
 
     fn load_current(&mut self) {
-        self.case = None;
+        if let Some(old) = self.case.take() {
+            self.parked.insert(old.index, (old.editor, old.revision));
+        }
         self.case_error = None;
         let Some(case) = self.queue.cases.get(self.current).cloned() else { return };
         match open_case(self.current, &case.image, &case.mask) {
-            Ok(c) => self.case = Some(c),
+            Ok(mut c) => {
+                if let Some((editor, revision)) = self.parked.remove(&self.current) {
+                    c.editor = editor;
+                    c.revision = revision;
+                }
+                self.case = Some(c);
+            }
             Err(e) => self.case_error = Some(e.to_string()),
         }
     }
