@@ -697,6 +697,50 @@ mod ui {
         assert!(log.iter().all(|e| e.annotator == "kit"));
         assert_eq!(log[1].added, log[2].removed);
     }
+
+    #[test]
+    fn volume_case_wheel_slices_and_copy_from_above() {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, h, w) = (3, 12, 12);
+        let vol = Volume::new(vec![0.0; d * h * w], [d, h, w], [2.0, 1.0, 1.0]).unwrap();
+        radlens::io::nifti::write_nifti(&dir.path().join("ct.nii.gz"), &vol).unwrap();
+        let mut labels = vec![0u16; d * h * w];
+        for i in 0..20 {
+            labels[2 * h * w + 30 + i] = 1; // a pattern on slice 2 only
+        }
+        let mask = Mask::new(labels, [d, h, w]).unwrap();
+        radlens::io::nifti::write_nifti_labels(&dir.path().join("seg.nii.gz"), &mask, &vol).unwrap();
+        std::fs::write(dir.path().join("q.csv"), "ct.nii.gz,seg.nii.gz\n").unwrap();
+        let session = ReviewSession::open(&dir.path().join("q.csv"), "kit").unwrap();
+        let mut harness = Harness::builder()
+            .with_size(egui::Vec2::new(1000.0, 700.0))
+            .build_ui_state(|ui, app: &mut AnnotateApp| app.frame(ui), AnnotateApp::new(session));
+        harness.run();
+        assert_eq!(harness.state().ui_state.slice, 1, "a volume opens on its middle slice");
+        // Ctrl+Up copies the slice above (z + 1) onto this one.
+        harness.key_press_modifiers(Modifiers::COMMAND, egui::Key::ArrowUp);
+        harness.run();
+        {
+            let ed = &harness.state().session.case().unwrap().editor;
+            assert_eq!(ed.slice(1), ed.slice(2));
+            assert_eq!(ed.slice(1).iter().filter(|&&l| l == 1).count(), 20);
+        }
+        let saved = radlens::io::load_mask(&dir.path().join("seg.rev2.nii.gz")).unwrap();
+        assert_eq!(saved.slice(1), saved.slice(2));
+        // One wheel event over the image moves one slice.
+        let centre = harness.state().ui_state.image_rect.unwrap().center();
+        harness.event(Event::PointerMoved(centre));
+        harness.step();
+        harness.event(Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Line,
+            delta: egui::vec2(0.0, -1.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+            modifiers: Modifiers::NONE,
+        });
+        harness.run();
+        assert_eq!(harness.state().ui_state.slice, 0);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------

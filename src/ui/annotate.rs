@@ -595,12 +595,17 @@ fn image_view(ui: &mut egui::Ui, st: &mut AnnotateUi, case: &OpenCase, cmds: &mu
     let seed_of = |p: (f64, f64)| grid.pixel_at(p);
 
     if resp.hovered() && case.depth() > 1 {
-        let dy = ui.input(|i| i.smooth_scroll_delta.y);
-        if dy > 0.5 && z + 1 < case.depth() {
-            st.slice = z + 1;
-        } else if dy < -0.5 && z > 0 {
-            st.slice = z - 1;
-        }
+        // One slice per wheel event (not the smoothed delta, which would keep stepping for frames).
+        let steps: i64 = ui.input(|i| {
+            i.events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::MouseWheel { delta, .. } if delta.y != 0.0 => Some(delta.y.signum() as i64),
+                    _ => None,
+                })
+                .sum()
+        });
+        st.slice = (z as i64 + steps).clamp(0, case.depth() as i64 - 1) as usize;
     }
 
     let press = ui.input(|i| i.pointer.press_origin());
