@@ -4,8 +4,10 @@
 //! file comes back as one [`LoadError`] line naming the file and the reason, never a panic.
 
 mod atomic;
+pub mod dataset;
 pub mod demo;
 pub mod dicom;
+pub mod heatmap;
 mod error;
 pub mod mask;
 pub mod nifti;
