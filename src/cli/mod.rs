@@ -2,6 +2,7 @@
 //! and prints; errors are mapped to exit codes in one place ([`run`]): 2 for bad input (a file that
 //! cannot be read, a mask on the wrong grid, a flag value that makes no sense), 1 for anything else.
 
+mod annotate;
 mod bench;
 mod bench_model;
 mod bench_xai;
@@ -51,6 +52,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Benchmarks (timings are printed, never asserted).
     Bench(bench::BenchArgs),
+    /// Review masks: accept / reject / fix them in a window (or print progress with --status).
+    Annotate(annotate::AnnotateArgs),
 }
 
 /// Why a subcommand failed; decides the exit code.
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Explain(a)) => explain::run(&a, &mut out),
         Some(Command::Eval(a)) => eval::run(&a, &mut out),
         Some(Command::Bench(a)) => bench::run(&a, &mut out),
+        Some(Command::Annotate(a)) => annotate::run(&a, &mut out),
     };
     let _ = out.flush();
     match result {
