@@ -29,6 +29,17 @@ pub enum BenchWhat {
         #[arg(long)]
         no_torch: bool,
     },
+    /// Viewer frame times, headless: four linked panels with overlays scrolling a synthetic volume
+    /// (p50/p99 per frame, texture uploads). Uses the first wgpu adapter (software on machines without
+    /// a GPU).
+    Frames {
+        /// Slices of the synthetic volume.
+        #[arg(long, default_value_t = 300)]
+        slices: usize,
+        /// Panel and slice size in pixels.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+    },
     /// Time loading a study (e.g. a DICOM series folder): median and best of N runs.
     Load {
         /// The study to load.
@@ -42,6 +53,7 @@ pub enum BenchWhat {
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     match &args.what {
         BenchWhat::Model { repeats, only, no_torch } => super::bench_model::run(*repeats, only.as_deref(), *no_torch, out),
+        BenchWhat::Frames { slices, size } => super::bench_frames::run(*slices, *size, out),
         BenchWhat::Load { study, repeats } => {
             let opts = LoadOptions::default();
             // Warm-up: fills the OS page cache so that the runs time decoding, not the disk.
