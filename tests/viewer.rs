@@ -518,3 +518,50 @@ fn opening_a_study_with_its_mask_from_the_command_line() {
         Some(21 * 13)
     );
 }
+
+#[test]
+fn exports_write_the_figure_the_heatmap_and_the_prediction() {
+    let mut app = ViewerApp::new(app_options(None, false));
+    let mut doc = Document::new("synthetic".into(), None, halves(3));
+    doc.add_mask("infection".into(), box_mask(3, 8, 24, 6, 26));
+    doc.prediction = Some(PredictionMask {
+        model: "fixture".into(),
+        source: new_source_id(),
+        mask: Arc::new(box_mask(3, 14, 30, 12, 32)),
+        slices: (0..3).collect(),
+        threshold: 0.5,
+    });
+    app.open_document(doc);
+    let dir = tempfile::tempdir().unwrap();
+    let heat = dir.path().join("map.npy");
+    let values: Vec<f32> = (0..40 * 40).map(|i| (i % 40) as f32).collect();
+    ndarray_npy::write_npy(&heat, &ndarray::Array2::from_shape_vec((40, 40), values.clone()).unwrap())
+        .unwrap();
+    // A single-slice map lands on the slice shown (the middle one, 1).
+    app.execute(Command::OpenHeatmap(heat));
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    assert_eq!(app.doc.heatmaps.len(), 1);
+    assert_eq!(app.doc.heatmaps[0].slice, 1);
+    app.grid.panels[2].content = PanelContent::Heatmap("file: map.npy".into());
+
+    let fig = dir.path().join("figure.png");
+    app.export_figure(&fig);
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    let img = image::open(&fig).unwrap().to_rgb8();
+    assert!(img.width() > 4 * 40 && img.height() > 40, "{}×{}", img.width(), img.height());
+
+    // The dialog-less path opens the in-app browser; its pick exports the map.
+    app.execute(Command::ExportHeatmapDialog { method: "file: map.npy".into() });
+    assert!(app.browser.is_some(), "the in-app browser is the fallback");
+    let out = dir.path().join("exported.npy");
+    app.export_heatmap(&out);
+    let (back, shape) = radlens::io::npy::read_npy_f32(&out).unwrap();
+    assert_eq!((shape, back), (vec![40, 40], values));
+
+    let nii = dir.path().join("pred.nii.gz");
+    app.export_prediction(&nii);
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    let m = radlens::io::load_mask(&nii).unwrap();
+    assert_eq!(m.dims(), [3, 40, 40]);
+    assert_eq!(m.count(radlens::imaging::LabelSelector::Any), 3 * 16 * 20);
+}

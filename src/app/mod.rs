@@ -13,6 +13,8 @@ use std::sync::Arc;
 use eframe::egui;
 
 use crate::imaging::{LabelSelector, Mask, Volume};
+use crate::io::heatmap::{load_heatmap, load_mask_onto, save_heatmap, save_mask, GridFit, HeatmapData};
+use crate::io::series::SeriesSummary;
 use crate::io::{load_study, LoadError, LoadOptions, Study};
 use crate::metrics::segmentation_scores;
 use crate::model::manifest::{builtin_models, resolve_model};
@@ -22,8 +24,10 @@ use crate::pipeline::worker::Worker;
 use crate::pipeline::{Event, ExplainJob, Job, JobId, JobOutput, PredictJob, TargetSpec};
 use crate::render::new_source_id;
 use crate::ui::controls::{self, ControlsInput, ControlsState, JobRow};
+use crate::ui::file_browser::{BrowsePurpose, BrowserAction, FileBrowser};
 use crate::ui::grid::{self, method_label, GridState, PanelData};
 use crate::ui::metrics::{metrics_panel, MetricsView, ThresholdChoice};
+use crate::ui::series_picker::{SeriesAction, SeriesPicker};
 use crate::ui::{Command, Document, HeatmapEntry, PanelContent, PredictionMask, Readout, ViewState};
 use crate::xai::methods::METHODS;
 use crate::xai::Params;
@@ -82,11 +86,18 @@ struct Pending {
     running: bool,
 }
 
+/// What the loader thread found.
+enum Loaded {
+    Study(Box<Study>, Option<Mask>),
+    /// The folder holds several series: the user picks one.
+    Choose(Vec<SeriesSummary>),
+}
+
 /// A study being loaded on a background thread.
 struct Loading {
     path: PathBuf,
     mask: Option<PathBuf>,
-    rx: Receiver<Result<(Study, Option<Mask>), LoadError>>,
+    rx: Receiver<Result<Loaded, LoadError>>,
 }
 
 /// The viewer's runtime state plus its persisted settings.
@@ -113,8 +124,12 @@ pub struct ViewerApp {
     pub threshold: ThresholdChoice,
     metrics_cache: Option<((u64, u64, usize), MetricsView)>,
     volume_metrics_cache: Option<((u64, u64), Result<(crate::metrics::SegmentationScores, usize), String>)>,
-    /// The series of the open folder, when it holds more than one: (uid, label).
-    pub series: Vec<(String, String)>,
+    /// The series picker, while a folder with several series waits for a choice.
+    pub series_picker: Option<SeriesPicker>,
+    /// The method whose map an export writes.
+    export_method: Option<String>,
+    /// The in-app file browser (the fallback when no native dialog answers), with what it picks for.
+    pub browser: Option<FileBrowser>,
 }
 
 impl ViewerApp {
@@ -178,7 +193,9 @@ impl ViewerApp {
             threshold,
             metrics_cache: None,
             volume_metrics_cache: None,
-            series: Vec::new(),
+            series_picker: None,
+            export_method: None,
+            browser: None,
         };
         if let Some(path) = app.options.open.clone() {
             let mask = app.options.mask.clone();
@@ -235,43 +252,62 @@ impl ViewerApp {
     pub fn execute(&mut self, cmd: Command) {
         match cmd {
             Command::OpenDialog { folder } => {
-                if let Some(p) = self.pick(folder, &[]) {
+                if let Some(p) = self.pick(folder, BrowsePurpose::OpenStudy) {
                     self.start_loading(p, None, None);
                 }
             }
             Command::Open(p) => self.start_loading(p, None, None),
             Command::OpenMaskDialog => {
-                if let Some(p) = self.pick(false, &["png", "nii", "gz", "npy", "bmp", "tif", "tiff"]) {
+                if let Some(p) = self.pick(false, BrowsePurpose::OpenMask) {
                     self.execute(Command::OpenMask(p));
                 }
             }
-            Command::OpenMask(p) => match crate::io::mask::load_mask_for(&p, &self.doc.volume) {
-                Ok(m) => {
-                    let name = file_name(&p);
-                    self.doc.add_mask(name, m);
-                    self.metrics_cache = None;
-                    self.volume_metrics_cache = None;
+            Command::OpenMask(p) => match load_mask_onto(&p, &self.doc.volume) {
+                Ok((m, fit)) => {
+                    let m = match fit {
+                        GridFit::Volume => Some(m),
+                        // One slice: placed on the slice shown now.
+                        GridFit::Slice => {
+                            let dims = self.doc.volume.dims();
+                            let plane = dims[1] * dims[2];
+                            let z = self.current_slice();
+                            let mut labels = vec![0u16; dims[0] * plane];
+                            labels[z * plane..(z + 1) * plane].copy_from_slice(m.slice(0));
+                            Mask::new(labels, dims)
+                        }
+                    };
+                    match m {
+                        Some(m) => {
+                            self.doc.add_mask(file_name(&p), m);
+                            self.metrics_cache = None;
+                            self.volume_metrics_cache = None;
+                        }
+                        None => self.error(format!("mask does not fit the study grid: {}", p.display())),
+                    }
                 }
                 Err(e) => self.error(e.to_string()),
             },
             Command::OpenHeatmapDialog => {
-                if let Some(p) = self.pick(false, &["npy"]) {
+                if let Some(p) = self.pick(false, BrowsePurpose::OpenHeatmap) {
                     self.execute(Command::OpenHeatmap(p));
                 }
             }
-            Command::OpenHeatmap(p) => match load_heatmap_npy(&p, &self.doc.volume) {
-                Ok(planes) => {
+            Command::OpenHeatmap(p) => match load_heatmap(&p, &self.doc.volume) {
+                Ok((map, fit)) => {
                     let method = format!("file: {}", file_name(&p));
-                    for (z, values) in planes {
-                        self.doc.put_heatmap(HeatmapEntry::new(
-                            method.clone(),
-                            String::new(),
-                            String::new(),
-                            z,
-                            values,
-                            None,
-                            None,
-                        ));
+                    let first = if fit == GridFit::Slice { self.current_slice() } else { 0 };
+                    for k in 0..map.dims[0] {
+                        if let Some(values) = map.slice(k) {
+                            self.doc.put_heatmap(HeatmapEntry::new(
+                                method.clone(),
+                                String::new(),
+                                String::new(),
+                                first + k,
+                                values.to_vec(),
+                                None,
+                                None,
+                            ));
+                        }
                     }
                 }
                 Err(e) => self.error(e.to_string()),
@@ -294,7 +330,7 @@ impl ViewerApp {
                 }
             }
             Command::SelectModelDialog => {
-                if let Some(p) = self.pick(false, &["toml"]) {
+                if let Some(p) = self.pick(false, BrowsePurpose::OpenModel) {
                     self.execute(Command::SelectModel(p.display().to_string()));
                 }
             }
@@ -321,29 +357,168 @@ impl ViewerApp {
                     self.errors.remove(i);
                 }
             }
-            Command::ExportFigureDialog
-            | Command::ExportHeatmapDialog { .. }
-            | Command::ExportPredictionDialog => {
-                self.error("export is not available in this build yet");
+            Command::ExportFigureDialog => {
+                if let Some(p) = self.pick_save(BrowsePurpose::SaveFigure, "radlens_figure.png") {
+                    self.export_figure(&p);
+                }
+            }
+            Command::ExportHeatmapDialog { method } => {
+                let name = format!("{}_slice{}.npy", method.replace('+', "pp"), self.current_slice() + 1);
+                self.export_method = Some(method);
+                if let Some(p) = self.pick_save(BrowsePurpose::SaveHeatmap, &name) {
+                    self.export_heatmap(&p);
+                }
+            }
+            Command::ExportPredictionDialog => {
+                if let Some(p) = self.pick_save(BrowsePurpose::SaveMask, "prediction.nii.gz") {
+                    self.export_prediction(&p);
+                }
             }
         }
     }
 
-    fn pick(&mut self, folder: bool, extensions: &[&str]) -> Option<PathBuf> {
+    fn start_dir(&self) -> PathBuf {
+        self.persisted
+            .recent
+            .first()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// The native dialog; when it returns at once with nothing (no desktop portal answers), the in-app
+    /// browser opens instead and its pick arrives later as a command.
+    fn pick(&mut self, folder: bool, purpose: BrowsePurpose) -> Option<PathBuf> {
         if !self.options.dialogs {
+            self.browser = Some(FileBrowser::new(self.start_dir(), purpose));
             return None;
         }
-        let mut d = rfd::FileDialog::new();
-        if !extensions.is_empty() {
-            d = d.add_filter("supported", extensions);
+        let mut d = rfd::FileDialog::new().set_directory(self.start_dir());
+        let ext: Vec<&str> = purpose.extensions().iter().map(|e| e.trim_start_matches('.')).collect();
+        if !ext.is_empty() && !folder {
+            d = d.add_filter("supported", &ext);
         }
-        if let Some(dir) = self.persisted.recent.first().and_then(|p| p.parent()) {
-            d = d.set_directory(dir);
+        let t = std::time::Instant::now();
+        let picked = if folder { d.pick_folder() } else { d.pick_file() };
+        if picked.is_none() && t.elapsed() < std::time::Duration::from_millis(300) {
+            self.browser = Some(FileBrowser::new(self.start_dir(), purpose));
         }
-        if folder {
-            d.pick_folder()
+        picked
+    }
+
+    fn pick_save(&mut self, purpose: BrowsePurpose, name: &str) -> Option<PathBuf> {
+        if !self.options.dialogs {
+            self.browser = Some(FileBrowser::new(self.start_dir(), purpose).with_file_name(name));
+            return None;
+        }
+        let t = std::time::Instant::now();
+        let picked = rfd::FileDialog::new().set_directory(self.start_dir()).set_file_name(name).save_file();
+        if picked.is_none() && t.elapsed() < std::time::Duration::from_millis(300) {
+            self.browser = Some(FileBrowser::new(self.start_dir(), purpose).with_file_name(name));
+        }
+        picked
+    }
+
+    /// A path picked in the in-app browser, for what it was opened for.
+    fn browser_picked(&mut self, purpose: BrowsePurpose, p: PathBuf) {
+        match purpose {
+            BrowsePurpose::OpenStudy => self.start_loading(p, None, None),
+            BrowsePurpose::OpenMask => self.execute(Command::OpenMask(p)),
+            BrowsePurpose::OpenHeatmap => self.execute(Command::OpenHeatmap(p)),
+            BrowsePurpose::OpenModel => self.execute(Command::SelectModel(p.display().to_string())),
+            BrowsePurpose::SaveFigure => self.export_figure(&p),
+            BrowsePurpose::SaveHeatmap => self.export_heatmap(&p),
+            BrowsePurpose::SaveMask => self.export_prediction(&p),
+        }
+    }
+
+    /// The visible panels on the current slice as the papers' figure (one row).
+    pub fn export_figure(&mut self, path: &Path) {
+        use crate::report::figure::{save_figure, FigureRow, FigureSpec, GreySlice, Panel, PanelOverlay};
+        let z = self.current_slice();
+        let [_, h, w] = self.doc.volume.dims();
+        let mut cells = Vec::new();
+        let mut captions = Vec::new();
+        for i in 0..self.grid.layout.panel_count().min(self.grid.panels.len()) {
+            let content = self.grid.panels[i].content.clone();
+            let view = *self.grid.view(i);
+            let image = GreySlice {
+                values: self.doc.volume.slice(z).to_vec(),
+                width: w,
+                height: h,
+                window: view.window,
+            };
+            let overlay = match &content {
+                PanelContent::Image => PanelOverlay::None,
+                PanelContent::Masks => PanelOverlay::Masks {
+                    ground_truth: self
+                        .doc
+                        .ground_truth()
+                        .map(|m| m.mask.slice(z).iter().map(|&l| l != 0).collect()),
+                    prediction: self
+                        .doc
+                        .prediction
+                        .as_ref()
+                        .filter(|p| p.slices.contains(&z))
+                        .map(|p| p.mask.slice(z).iter().map(|&l| l != 0).collect()),
+                },
+                PanelContent::Heatmap(_) => match self.panel_data(&content, z).heat {
+                    Some(hm) => PanelOverlay::Heatmap {
+                        values: hm.values.to_vec(),
+                        threshold: (self.grid.display.heat_threshold > 0.0)
+                            .then_some(self.grid.display.heat_threshold),
+                        alpha: self.grid.display.heat_opacity,
+                    },
+                    None => PanelOverlay::None,
+                },
+            };
+            captions.push(content.label());
+            cells.push(Panel { image, overlay });
+        }
+        let spec = FigureSpec {
+            rows: vec![FigureRow { label: Some(format!("{} · slice {}", self.doc.name, z + 1)), cells }],
+            column_captions: captions,
+            ..Default::default()
+        };
+        match save_figure(path, &spec) {
+            Ok(()) => self.notes.push(format!("figure saved: {}", path.display())),
+            Err(e) => self.error(format!("figure not saved ({e}): {}", path.display())),
+        }
+    }
+
+    /// The map of the method chosen for export on the current slice (.npy / NIfTI).
+    pub fn export_heatmap(&mut self, path: &Path) {
+        let z = self.current_slice();
+        let Some(method) = self.export_method.clone() else { return };
+        let Some(hm) = self.panel_data(&PanelContent::Heatmap(method.clone()), z).heat else {
+            return self.error(format!("no {} map on slice {} to export", method_label(&method), z + 1));
+        };
+        let [_, h, w] = self.doc.volume.dims();
+        let Some(map) = HeatmapData::new(hm.values.to_vec(), [1, h, w]) else { return };
+        match save_heatmap(path, &map, &self.doc.volume, z) {
+            Ok(()) => self.notes.push(format!("heatmap saved: {}", path.display())),
+            Err(e) => self.error(e.to_string()),
+        }
+    }
+
+    /// The predicted mask: PNG = the current slice, NIfTI = the whole volume (unpredicted slices empty).
+    pub fn export_prediction(&mut self, path: &Path) {
+        let Some(pred) = self.doc.prediction.clone() else {
+            return self.error("no prediction to export");
+        };
+        let z = self.current_slice();
+        let result = if crate::io::lower_name(path).ends_with(".png") {
+            let [_, h, w] = self.doc.volume.dims();
+            match Mask::new(pred.mask.slice(z).to_vec(), [1, h, w]) {
+                Some(m) => save_mask(path, &m, &self.doc.volume, z),
+                None => return,
+            }
         } else {
-            d.pick_file()
+            save_mask(path, &pred.mask, &self.doc.volume, 0)
+        };
+        match result {
+            Ok(()) => self.notes.push(format!("prediction saved: {}", path.display())),
+            Err(e) => self.error(e.to_string()),
         }
     }
 
@@ -372,13 +547,22 @@ impl ViewerApp {
         let p = path.clone();
         let m = mask.clone();
         let spawned = std::thread::Builder::new().name("radlens-load".into()).spawn(move || {
+            // A folder with several series: list them (headers only) and let the user choose.
+            if p.is_dir() && series_uid.is_none() {
+                if let Ok(list) = crate::io::series::list_series(&p) {
+                    if list.len() > 1 {
+                        let _ = tx.send(Ok(Loaded::Choose(list)));
+                        return;
+                    }
+                }
+            }
             let opts = LoadOptions { series_uid, ..Default::default() };
             let result = load_study(&p, &opts).and_then(|study| {
                 let mask = match &m {
                     Some(mp) => Some(crate::io::mask::load_mask_for(mp, &study.volume)?),
                     None => None,
                 };
-                Ok((study, mask))
+                Ok(Loaded::Study(Box::new(study), mask))
             });
             let _ = tx.send(result);
         });
@@ -399,26 +583,16 @@ impl ViewerApp {
         };
         let Some(l) = self.loading.take() else { return };
         match result {
-            Ok((study, mask)) => {
+            Ok(Loaded::Choose(list)) => {
+                self.series_picker = Some(SeriesPicker::new(l.path.clone(), list));
+            }
+            Ok(Loaded::Study(study, mask)) => {
+                let study = *study;
                 let mut doc = Document::new(file_name(&l.path), Some(l.path.clone()), study.volume);
                 doc.warnings = study.warnings;
                 if let (Some(m), Some(mp)) = (mask, &l.mask) {
                     doc.add_mask(file_name(mp), m);
                 }
-                self.series = if study.series.len() > 1 {
-                    study
-                        .series
-                        .iter()
-                        .map(|s| {
-                            (
-                                s.uid.clone(),
-                                format!("{} ({} slices, {})", s.description, s.slice_count, s.modality),
-                            )
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
                 self.open_document(doc);
                 self.current_demo = None;
                 self.persisted.add_recent(&l.path);
@@ -804,7 +978,6 @@ impl ViewerApp {
             v.unit.as_str()
         );
         let methods: Vec<&str> = METHODS.to_vec();
-        let mut series_pick: Option<String> = None;
         egui::Panel::left("controls").default_size(290.0).show(ui, |ui| {
             let input = ControlsInput {
                 study: self.doc.name.clone(),
@@ -821,18 +994,38 @@ impl ViewerApp {
             if !self.doc.description.is_empty() {
                 ui.weak(&self.doc.description);
             }
-            if !self.series.is_empty() {
-                ui.label("Series in this folder:");
-                for (uid, label) in &self.series {
-                    if ui.small_button(label).clicked() {
-                        series_pick = Some(uid.clone());
-                    }
-                }
-            }
             cmds.extend(controls::side_panel(ui, &input, &mut self.controls, &mut self.grid));
         });
-        if let (Some(uid), Some(p)) = (series_pick, self.doc.path.clone()) {
-            self.start_loading(p, None, Some(uid));
+        // The series picker and the in-app browser, as windows over the viewer.
+        if let Some(picker) = &mut self.series_picker {
+            let mut action = None;
+            egui::Window::new("Choose a series")
+                .collapsible(false)
+                .show(ui.ctx(), |ui| action = picker.show(ui));
+            match action {
+                Some(SeriesAction::Load { folder, uid }) => {
+                    self.series_picker = None;
+                    self.start_loading(folder, None, Some(uid));
+                }
+                Some(SeriesAction::Cancelled) => self.series_picker = None,
+                None => {}
+            }
+        }
+        if let Some(browser) = &mut self.browser {
+            let purpose = browser.purpose();
+            let mut action = None;
+            egui::Window::new(purpose.title())
+                .collapsible(false)
+                .default_size([560.0, 420.0])
+                .show(ui.ctx(), |ui| action = browser.show(ui));
+            match action {
+                Some(BrowserAction::Picked(p)) => {
+                    self.browser = None;
+                    self.browser_picked(purpose, p);
+                }
+                Some(BrowserAction::Cancelled) => self.browser = None,
+                None => {}
+            }
         }
         let metrics = self.metrics_view();
         let mut threshold = self.threshold;
@@ -897,26 +1090,6 @@ fn demo_document(case: &crate::io::demo::DemoCase) -> Document {
         doc.add_mask(name.clone(), m.clone());
     }
     doc
-}
-
-/// A heatmap `.npy` (H×W for one slice of a one-slice study, or Z×H×W) → (slice, values) planes.
-pub fn load_heatmap_npy(path: &Path, volume: &Volume) -> Result<Vec<(usize, Vec<f32>)>, LoadError> {
-    let (values, shape) = crate::io::npy::read_npy_f32(path)?;
-    let [d, h, w] = volume.dims();
-    let planes = match shape[..] {
-        [hh, ww] if hh == h && ww == w && d == 1 => 1,
-        [zz, hh, ww] if zz == d && hh == h && ww == w => d,
-        _ => {
-            return Err(LoadError::new(
-                path,
-                format!("heatmap shape {shape:?} does not match the study ({d}×{h}×{w})"),
-            ))
-        }
-    };
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        return Err(LoadError::new(path, format!("heatmap value {i} is not finite")));
-    }
-    Ok((0..planes).map(|z| (z, values[z * h * w..(z + 1) * h * w].to_vec())).collect())
 }
 
 /// The eframe wrapper.

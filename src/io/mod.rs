@@ -6,6 +6,7 @@
 mod atomic;
 pub mod demo;
 pub mod dicom;
+pub mod heatmap;
 mod error;
 pub mod mask;
 pub mod nifti;

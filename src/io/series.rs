@@ -276,3 +276,57 @@ fn decode_parallel(entries: &[Entry], data: &mut [f32], slice_len: usize) -> Res
 fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
+
+/// One series of a folder as a series picker shows it: what [`scan_folder`] gives, plus the image size
+/// and spacing, still without decoding any pixels.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SeriesSummary {
+    pub info: SeriesInfo,
+    /// Rows × columns of the series' first file.
+    pub rows: usize,
+    pub cols: usize,
+    /// (row, column) pixel spacing in mm from the header, if it has one.
+    pub pixel_spacing_mm: Option<[f64; 2]>,
+    /// Slice spacing in mm: the median step between slice positions when every slice has one, else the
+    /// header's SpacingBetweenSlices or SliceThickness; `None` for a single slice without either.
+    pub slice_spacing_mm: Option<f64>,
+    /// The first file of the series (file-name order), e.g. to show where it lives.
+    pub first_file: PathBuf,
+}
+
+/// Lists the series in a folder with their size and spacing, largest first (ties in uid order, like
+/// [`scan_folder`]), reading headers only.
+pub fn list_series(folder: &Path) -> Result<Vec<SeriesSummary>, LoadError> {
+    let (groups, _) = scan(folder)?;
+    let mut out: Vec<SeriesSummary> = groups
+        .values()
+        .map(|entries| {
+            let head = &entries[0].header;
+            let count = entries.iter().map(|e| e.header.frames.max(1)).sum();
+            let mut positions: Vec<f64> = match head.normal() {
+                Some(n) => entries.iter().filter_map(|e| e.header.position.map(|p| dot(p, n))).collect(),
+                None => Vec::new(),
+            };
+            positions.sort_by(f64::total_cmp);
+            let from_positions = if positions.len() == entries.len() {
+                spacing_from_positions(&positions).map(|(s, _)| s)
+            } else {
+                None
+            };
+            let slice_spacing_mm = from_positions
+                .or(head.spacing_between_slices)
+                .or(head.slice_thickness)
+                .filter(|s| s.is_finite() && *s > 0.0);
+            SeriesSummary {
+                info: head.series_info(count),
+                rows: head.rows,
+                cols: head.cols,
+                pixel_spacing_mm: head.pixel_spacing,
+                slice_spacing_mm,
+                first_file: entries[0].path.clone(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.info.slice_count.cmp(&a.info.slice_count));
+    Ok(out)
+}

@@ -4,8 +4,10 @@
 
 pub mod controls;
 pub mod document;
+pub mod file_browser;
 pub mod grid;
 pub mod metrics;
+pub mod series_picker;
 pub mod viewer;
 
 use std::path::PathBuf;
