@@ -187,7 +187,7 @@ pub fn run(depth: usize, size: usize, out: &mut dyn Write) -> Result<(), CliErro
             screen_rect: Some(Rect::from_min_size(Pos2::ZERO, screen)),
             ..Default::default()
         };
-        let output = ctx.run_ui(input, |ui| draw(ui, &scene, view, panel));
+        let mut output = ctx.run_ui(input, |ui| draw(ui, &scene, view, panel));
         let ppp = output.pixels_per_point;
         let jobs = ctx.tessellate(output.shapes, ppp);
         let sd = egui_wgpu::ScreenDescriptor {
@@ -195,9 +195,10 @@ pub fn run(depth: usize, size: usize, out: &mut dyn Write) -> Result<(), CliErro
             pixels_per_point: ppp,
         };
         let mut renderer = rs.renderer.write();
-        for (id, deltas) in &output.textures_delta.set {
-            for delta in deltas {
-                renderer.update_texture(&rs.device, &rs.queue, *id, delta);
+        let mut textures = std::mem::take(&mut output.textures_delta);
+        for (id, deltas) in textures.set.drain() {
+            for delta in &deltas {
+                renderer.update_texture(&rs.device, &rs.queue, id, delta);
             }
         }
         let mut encoder =
@@ -228,8 +229,8 @@ pub fn run(depth: usize, size: usize, out: &mut dyn Write) -> Result<(), CliErro
                 timeout: Some(std::time::Duration::from_secs(30)),
             })
             .map_err(|e| CliError::Failed(format!("GPU wait failed: {e}")))?;
-        for id in &output.textures_delta.free {
-            renderer.free_texture(id);
+        for id in textures.free.drain() {
+            renderer.free_texture(&id);
         }
         Ok(t.elapsed().as_secs_f64() * 1e3)
     };
