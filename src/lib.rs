@@ -2,13 +2,17 @@
 //!
 //! The rooms and which may use which (see ARCHITECTURE.md):
 //! `imaging` ← `io` ← `metrics` ← `cli`. `imaging` knows nothing of the others; nothing depends on `cli`.
+//! The viewer: `render` (wgpu) and `ui` (egui panels) know imaging data but nothing of candle; `app`
+//! sits beside `cli` on top of `pipeline` and nothing depends on it.
 
+pub mod app;
 pub mod cli;
 pub mod imaging;
 pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod render;
 pub mod report;
 pub mod session;
 pub mod ui;

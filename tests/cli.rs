@@ -38,8 +38,8 @@ fn write_grey_png(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u8) {
 }
 
 #[test]
-fn no_subcommand_summarises_the_embedded_demo() {
-    let o = radlens(&[]);
+fn demo_summarises_the_embedded_demo() {
+    let o = radlens(&["demo"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
     assert!(s.contains("embedded demo study (4 cases)"), "{s}");
@@ -221,7 +221,7 @@ fn bad_flags_exit_2() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["info", "export", "metrics", "bench"] {
+    for sub in ["info", "export", "metrics", "bench", "view", "demo"] {
         let o = radlens(&[sub, "--help"]);
         assert!(o.status.success(), "{sub} --help failed");
         assert!(stdout(&o).contains("Usage: radlens"), "{sub}");

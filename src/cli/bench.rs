@@ -48,6 +48,16 @@ pub enum BenchWhat {
         /// Skip the reference packages.
         #[arg(long)]
         no_torch: bool,
+    /// Viewer frame times, headless: four linked panels with overlays scrolling a synthetic volume
+    /// (p50/p99 per frame, texture uploads). Uses the first wgpu adapter (software on machines without
+    /// a GPU).
+    Frames {
+        /// Slices of the synthetic volume.
+        #[arg(long, default_value_t = 300)]
+        slices: usize,
+        /// Panel and slice size in pixels.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
     },
     /// Time loading a study (e.g. a DICOM series folder): median and best of N runs.
     Load {
@@ -71,6 +81,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
             };
             super::bench_xai::run(&opts, out)
         }
+        BenchWhat::Frames { slices, size } => super::bench_frames::run(*slices, *size, out),
         BenchWhat::Load { study, repeats } => {
             let opts = LoadOptions::default();
             // Warm-up: fills the OS page cache so that the runs time decoding, not the disk.

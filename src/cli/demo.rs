@@ -1,5 +1,4 @@
-//! `radlens` with no subcommand: a summary of the embedded demo study (the viewer will open it instead
-//! once it lands).
+//! `radlens demo`: a summary of the embedded demo study (with no subcommand the viewer opens it).
 
 use std::io::Write;
 
@@ -11,7 +10,7 @@ use crate::metrics::mask_scores;
 pub fn run(out: &mut dyn Write) -> Result<(), CliError> {
     let cases = demo_cases().map_err(|e| CliError::Failed(format!("embedded demo study is broken: {e}")))?;
     writeln!(out, "radlens {} — embedded demo study ({} cases)", env!("CARGO_PKG_VERSION"), cases.len())?;
-    writeln!(out, "(the viewer is not built yet; see `radlens --help` for the commands)")?;
+    writeln!(out, "(run `radlens` with no subcommand to open it in the viewer)")?;
     for case in &cases {
         let v = &case.volume;
         let [z, y, x] = v.dims();

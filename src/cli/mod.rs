@@ -4,6 +4,7 @@
 
 mod annotate;
 mod bench;
+mod bench_frames;
 mod bench_model;
 mod bench_xai;
 mod demo;
@@ -13,6 +14,7 @@ mod export;
 mod info;
 mod metrics;
 mod predict;
+pub mod view;
 
 use std::io::Write;
 
@@ -27,7 +29,8 @@ use crate::io::LoadError;
     about = "Radiology viewer and toolkit: load CT / X-ray studies, compare masks, score segmentations",
     long_about = "Radiology viewer and toolkit: load CT / X-ray studies (DICOM files and series folders, \
 NIfTI, PNG/BMP/JPEG/TIFF), inspect and export them, and score segmentations against ground truth.\n\n\
-With no subcommand, radlens summarises its embedded demo study.\n\n\
+With no subcommand, radlens opens the viewer window on its embedded demo study (`radlens demo` prints a \
+summary of it instead).\n\n\
 Exit codes: 0 success, 2 bad input (unreadable file, wrong grid, bad flag), 1 other failure."
 )]
 pub struct Cli {
@@ -54,6 +57,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Review masks: accept / reject / fix them in a window (or print progress with --status).
     Annotate(annotate::AnnotateArgs),
+    /// Open a study in the viewer window (with no subcommand the viewer opens the embedded demo).
+    View(view::ViewArgs),
+    /// Print a summary of the embedded demo study (images, masks, overlap).
+    Demo,
 }
 
 /// Why a subcommand failed; decides the exit code.
@@ -93,7 +100,10 @@ pub fn run(cli: Cli) -> i32 {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
-        None => demo::run(&mut out),
+        None | Some(Command::View(_)) => {
+            Err(CliError::Failed("the viewer window is opened by the radlens binary, not cli::run".into()))
+        }
+        Some(Command::Demo) => demo::run(&mut out),
         Some(Command::Info(a)) => info::run(&a, &mut out),
         Some(Command::Export(a)) => export::run(&a, &mut out),
         Some(Command::Metrics(a)) => metrics::run(&a, &mut out),
