@@ -48,6 +48,7 @@ pub enum BenchWhat {
         /// Skip the reference packages.
         #[arg(long)]
         no_torch: bool,
+    },
     /// Viewer frame times, headless: four linked panels with overlays scrolling a synthetic volume
     /// (p50/p99 per frame, texture uploads). Uses the first wgpu adapter (software on machines without
     /// a GPU).
