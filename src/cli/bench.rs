@@ -42,9 +42,7 @@ pub enum BenchWhat {
 
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     match &args.what {
-        BenchWhat::Model { repeats, only, no_torch } => {
-            super::bench_model::run(*repeats, only.as_deref(), *no_torch, out)
-        }
+        BenchWhat::Model { repeats, only, no_torch } => super::bench_model::run(*repeats, only.as_deref(), *no_torch, out),
         BenchWhat::Load { study, repeats } => {
             let opts = LoadOptions::default();
             // Warm-up: fills the OS page cache so that the runs time decoding, not the disk.
