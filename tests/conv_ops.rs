@@ -309,3 +309,18 @@ fn max_pool_matches_brute_force_with_ties() {
         assert_eq!(dx, want_dx, "max pool gradient k{k} s{s} p{pad}");
     }
 }
+
+/// Nearest upsampling by repetition equals candle's `upsample_nearest2d`, and its gradient is the sum
+/// over each pixel's f×f block.
+#[test]
+fn nearest_upsampling_and_its_gradient() {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, 4, 5), &dev).unwrap()).unwrap();
+    let y = layers::resize_nearest(x.as_tensor(), 8, 10).unwrap();
+    let want = x.as_tensor().upsample_nearest2d(8, 10).unwrap();
+    assert_eq!(max_abs_diff(&y, &want), 0.0);
+    let r = Tensor::randn(0f32, 1., (2, 3, 8, 10), &dev).unwrap();
+    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let block_sums = r.reshape((2, 3, 4, 2, 5, 2)).unwrap().sum(5).unwrap().sum(3).unwrap();
+    assert_close("nearest upsampling gradient", g.get(x.as_tensor()).unwrap(), &block_sums, 1e-6);
+}

@@ -380,8 +380,23 @@ fn pad_const(x: &Tensor, p: usize, value: f32) -> Result<Tensor> {
 /// Nearest-neighbour upsampling by an integer factor (`nn.Upsample(scale_factor=f, mode="nearest")`),
 /// differentiable in candle.
 pub fn upsample_nearest(x: &Tensor, factor: usize) -> Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    x.upsample_nearest2d(h * factor, w * factor)
+    upsample_repeat(x, factor)
+}
+
+/// Nearest upsampling by an integer factor written as a broadcast (n, c, h, 1, w, 1) → (n, c, h, f, w, f)
+/// and a reshape: the same values as `upsample_nearest2d`, but its backward is a sum over the broadcast
+/// axes, where candle's runs a grouped convolution as one small convolution per channel.
+fn upsample_repeat(x: &Tensor, factor: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if factor == 1 {
+        return Ok(x.clone());
+    }
+    x.reshape((n, c, h, 1, w, 1))?.broadcast_as((n, c, h, factor, w, factor))?.contiguous()?.reshape((
+        n,
+        c,
+        h * factor,
+        w * factor,
+    ))
 }
 
 /// `nn.ConvTranspose2d(in, out, k, stride)` with bias (`{prefix}.weight` (in, out, k, k), `{prefix}.bias`).
@@ -426,8 +441,8 @@ pub fn conv_transpose2d_fwd(up: &candle_nn::ConvTranspose2d, x: &Tensor) -> Resu
     }
 }
 
-/// `F.interpolate(x, size=(h, w), mode="nearest")`. Integer, uniform factors use candle's nearest
-/// upsampling (which has a backward); other sizes pick rows and columns with `index_select` using
+/// `F.interpolate(x, size=(h, w), mode="nearest")`. Integer, uniform factors repeat each pixel (a
+/// broadcast, see [`upsample_nearest`]); other sizes pick rows and columns with `index_select` using
 /// PyTorch's source index `floor(dst · in/out)` computed in f32, which is differentiable too.
 pub fn resize_nearest(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     let (_, _, xh, xw) = x.dims4()?;
@@ -435,7 +450,7 @@ pub fn resize_nearest(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
         return Ok(x.clone());
     }
     if h % xh == 0 && w % xw == 0 && h / xh == w / xw {
-        return x.upsample_nearest2d(h, w);
+        return upsample_repeat(x, h / xh);
     }
     let pick = |src: usize, dst: usize| -> Result<Tensor> {
         let scale = src as f32 / dst as f32;
