@@ -476,6 +476,30 @@ fn eval_with_nothing_scorable_or_bad_flags_exits_2() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("nothing could be scored"), "{err}");
     assert_eq!(err.lines().filter(|l| l.starts_with("skipped")).count(), 2, "{err}");
+    // A method that fails on the architecture loses its columns; the images still count.
+    let good = dir.path().join("good");
+    let n = make_dataset(&good, 2);
+    let o = radlens(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        good.to_str().unwrap(),
+        "--split",
+        "all",
+        "--methods",
+        "lrp",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("warning: lrp:")).count(), n - 1, "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["scored"], n);
+    assert_eq!(s["models"]["unet"]["methods"]["lrp"]["images"], 0);
+    assert_eq!(s["method_errors"].as_array().unwrap().len(), n - 1);
     for bad in [&["--methods", "nosuch"][..], &["--threshold", "2"], &["--split", "dev"]] {
         let o = run(bad);
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&o.stderr));

@@ -107,6 +107,8 @@ struct ImageRecord {
     /// Target class of the maps (empty when no method ran).
     target_class: String,
     methods: BTreeMap<String, MethodRecord>,
+    /// Methods that failed on this image (e.g. not available for the architecture): one line each.
+    method_errors: Vec<String>,
 }
 
 /// An image loaded with its ground truth.
@@ -361,6 +363,7 @@ fn eval_image(
         seg: None,
         target_class: String::new(),
         methods: BTreeMap::new(),
+        method_errors: Vec::new(),
     };
     let mut region = vec![false; h * w];
     match m.task {
@@ -395,8 +398,15 @@ fn eval_image(
     rec.target_class = setup.target_name.clone();
     let spacing = [vol.spacing_mm[1], vol.spacing_mm[2]];
     for method in methods {
-        let ex = explain(runner, &setup.manifest, &p, method, &setup.target)
-            .map_err(|e| format!("{}: {method}: {e}", sample.image.display()))?;
+        // A method that fails (e.g. LRP on an architecture without rules) loses its columns on this
+        // image; the image's other scores stand.
+        let ex = match explain(runner, &setup.manifest, &p, method, &setup.target) {
+            Ok(ex) => ex,
+            Err(e) => {
+                rec.method_errors.push(format!("{method}: {e}: {}", sample.image.display()));
+                continue;
+            }
+        };
         let threshold = thresholds.get(method).copied().unwrap_or(default_threshold);
         let mask = heatmap_to_mask(&ex.values, threshold);
         let loc = localization_scores(&ex.values, &mask, gt, h, w, spacing, POINTING_TOLERANCE_PX)
@@ -624,6 +634,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mut runner = Runner { args, cache: ModelCache::default(), cancel: CancelToken::default() };
     let mut records: Vec<ImageRecord> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
+    let mut method_errors: Vec<String> = Vec::new();
     let mut model_info: Vec<(String, Task, Vec<String>, BTreeMap<String, Threshold>)> = Vec::new();
     for name in &args.model {
         let setup = setup_model(&mut runner, name)?;
@@ -639,7 +650,13 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), CliError> {
         let pb = progress_bar(samples.len(), format!("eval {}", setup.model.manifest.name));
         for s in &samples {
             match eval_image(&mut runner, &setup, s, split.name(), &methods, &thresholds, threshold) {
-                Ok(r) => records.push(r),
+                Ok(r) => {
+                    for e in &r.method_errors {
+                        pb.suspend(|| eprintln!("warning: {e}"));
+                    }
+                    method_errors.extend(r.method_errors.iter().cloned());
+                    records.push(r)
+                }
                 Err(e) => {
                     let line = if e.contains(&*s.image.display().to_string()) || e.contains(&*s.id) {
                         e
@@ -798,6 +815,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), CliError> {
         "scored": records.len(),
         "skipped": errors.len(),
         "errors": errors,
+        "method_errors": method_errors,
         "models": Value::Object(models_json),
     });
     let json_path = args.out.join("summary.json");
