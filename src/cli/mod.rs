@@ -5,6 +5,7 @@
 mod bench;
 mod bench_model;
 mod demo;
+mod eval;
 mod explain;
 mod export;
 mod info;
@@ -44,6 +45,9 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Explain a model's output on one slice with an XAI method (heatmap .npy, overlay PNG).
     Explain(explain::ExplainArgs),
+    /// Score models and XAI methods over a dataset split (segmentation, classification, localization,
+    /// faithfulness): per_image.csv, summary.csv, summary.json, tables and plots.
+    Eval(eval::EvalArgs),
     /// Benchmarks (timings are printed, never asserted).
     Bench(bench::BenchArgs),
 }
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Metrics(a)) => metrics::run(&a, &mut out),
         Some(Command::Predict(a)) => predict::run(&a, &mut out),
         Some(Command::Explain(a)) => explain::run(&a, &mut out),
+        Some(Command::Eval(a)) => eval::run(&a, &mut out),
         Some(Command::Bench(a)) => bench::run(&a, &mut out),
     };
     let _ = out.flush();
