@@ -235,7 +235,7 @@ fn make_dataset(dir: &Path, n: usize) -> usize {
     let (h, w) = (40usize, 48usize);
     let mut csv = String::from("file,class\n");
     for i in 0..n {
-        let (cy, cx, r) = (10.0 + 3.0 * i as f64, 14.0 + 4.0 * i as f64, 6.0);
+        let (cy, cx, r) = (10.0 + ((3 * i) % 20) as f64, 14.0 + ((4 * i) % 24) as f64, 6.0);
         let mut img = vec![0u8; h * w];
         let mut mask = vec![0u8; h * w];
         for y in 0..h {
@@ -299,6 +299,8 @@ fn eval_scores_a_segmentation_model_and_skips_a_corrupt_image() {
         "--samples",
         "40",
         "--faithfulness",
+        "--repeats",
+        "2",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -373,7 +375,7 @@ fn eval_scores_a_segmentation_model_and_skips_a_corrupt_image() {
 fn eval_scores_a_classifier_on_the_masks_class() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let n = make_dataset(&data, 4);
+    let n = make_dataset(&data, 12);
     let out = dir.path().join("out");
     let model = fixtures().join("densenet121_narrow");
     let o = radlens(&[
@@ -395,6 +397,29 @@ fn eval_scores_a_classifier_on_the_masks_class() {
     ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["models"]["densenet121_narrow"]["methods"]["gradcam"]["threshold"], "top10");
+    // Tuned on the validation split (stratified 64/16/20 of 13 images: two validation images, one
+    // with a mask): a cut from the grid replaces the default.
+    let o = radlens(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "all",
+        "--methods",
+        "gradcam",
+        "--class",
+        "class1",
+        "--tune-thresholds",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
     let rows = csv_rows(&out.join("per_image.csv"));
     assert_eq!(rows.len(), 1 + n);
     let s: serde_json::Value =
@@ -409,7 +434,8 @@ fn eval_scores_a_classifier_on_the_masks_class() {
     let g = &m["methods"]["gradcam"];
     assert_eq!(g["images"], n - 1);
     assert_eq!(g["class"], "class1");
-    assert_eq!(g["threshold"], "top10");
+    let cut: f64 = g["threshold"].as_str().unwrap().parse().unwrap();
+    assert!(cut > 0.0 && cut < 1.0, "{cut}");
     assert!(g["hit_rate"]["mean"].as_f64().is_some());
 
     // The classifier has no COVID-19 class: without --class that is bad input (exit 2).

@@ -51,6 +51,7 @@ pub fn box_plot(
     y_label: &str,
     groups: &[(String, Vec<f64>)],
 ) -> Result<(), String> {
+    // plotters' segmented integer range is inclusive: 0..n-1 gives n slots.
     let n = groups.len().max(1);
     let (lo, hi) = y_range(groups.iter().flat_map(|(_, v)| v.iter().copied()));
     draw(path, |root| {
@@ -59,7 +60,7 @@ pub fn box_plot(
             .margin(12)
             .x_label_area_size(50)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..n).into_segmented(), lo..hi)
+            .build_cartesian_2d((0..n - 1).into_segmented(), lo..hi)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
@@ -93,7 +94,7 @@ pub fn bar_chart(
     y_label: &str,
     bars: &[(String, Option<f64>)],
 ) -> Result<(), String> {
-    let n = bars.len().max(1);
+    let n = bars.len().max(1); // slots 0..=n-1, as in box_plot
     let (lo, hi) = y_range(bars.iter().filter_map(|b| b.1));
     draw(path, |root| {
         let mut chart = ChartBuilder::on(&root)
@@ -101,7 +102,7 @@ pub fn bar_chart(
             .margin(12)
             .x_label_area_size(50)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..n).into_segmented(), lo..hi)
+            .build_cartesian_2d((0..n - 1).into_segmented(), lo..hi)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
