@@ -6,6 +6,7 @@ mod bench;
 mod bench_frames;
 mod bench_model;
 mod demo;
+mod eval;
 mod explain;
 mod export;
 mod info;
@@ -47,6 +48,9 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Explain a model's output on one slice with an XAI method (heatmap .npy, overlay PNG).
     Explain(explain::ExplainArgs),
+    /// Score models and XAI methods over a dataset split (segmentation, classification, localization,
+    /// faithfulness): per_image.csv, summary.csv, summary.json, tables and plots.
+    Eval(eval::EvalArgs),
     /// Benchmarks (timings are printed, never asserted).
     Bench(bench::BenchArgs),
     /// Open a study in the viewer window (with no subcommand the viewer opens the embedded demo).
@@ -101,6 +105,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Metrics(a)) => metrics::run(&a, &mut out),
         Some(Command::Predict(a)) => predict::run(&a, &mut out),
         Some(Command::Explain(a)) => explain::run(&a, &mut out),
+        Some(Command::Eval(a)) => eval::run(&a, &mut out),
         Some(Command::Bench(a)) => bench::run(&a, &mut out),
     };
     let _ = out.flush();

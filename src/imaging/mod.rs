@@ -4,10 +4,12 @@
 //! so every loader, model, metric and panel can share it.
 
 mod mask;
+mod rng;
 mod volume;
 mod window;
 
 pub use mask::{LabelSelector, Mask};
+pub use rng::SplitMix64;
 pub use volume::{
     Affine, Modality, StudyMeta, Unit, Volume, VolumeError, MAX_VOLUME_BYTES,
 };

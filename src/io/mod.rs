@@ -4,6 +4,7 @@
 //! file comes back as one [`LoadError`] line naming the file and the reason, never a panic.
 
 mod atomic;
+pub mod dataset;
 pub mod demo;
 pub mod dicom;
 pub mod heatmap;

@@ -47,7 +47,10 @@
 
 mod distance;
 mod edt;
+pub mod faithfulness;
+pub mod localization;
 mod overlap;
+pub mod stats;
 
 use serde::Serialize;
 

@@ -1,4 +1,7 @@
-//! Figures and tables for people: heatmap overlays now; CSV / JSON / plots for eval and studies later.
+//! Figures and tables for people: heatmap overlays, the papers' figure grid; CSV, text tables and PNG plots for eval.
 
+pub mod csv;
 pub mod figure;
 pub mod overlay;
+pub mod plots;
+pub mod tables;
