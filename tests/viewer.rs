@@ -342,6 +342,8 @@ fn compare_grid_snapshot_with_overlays() {
     let loaded = app.panel_data(&PanelContent::Heatmap("file: map.npy".into()), z);
     assert!(loaded.heat.is_some() && loaded.status.is_none());
     assert!(h.query_all_by_label_contains("No model installed").count() >= 1);
+    // The metrics panel scores the loaded map against the ground truth (metrics::localization).
+    assert_eq!(h.query_all_by_label_contains("file: map.npy: IoU").count(), 1);
 }
 
 #[test]

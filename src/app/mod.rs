@@ -33,6 +33,9 @@ use crate::xai::methods::METHODS;
 use crate::xai::Params;
 use persist::Persisted;
 
+/// Per heatmap: (method label, [(score name, value)] or why there is none).
+type LocalizationRows = Vec<(String, Result<Vec<(String, f64)>, String>)>;
+
 /// Most errors kept in the window's list.
 const MAX_ERRORS: usize = 20;
 
@@ -126,6 +129,8 @@ pub struct ViewerApp {
     volume_metrics_cache: Option<((u64, u64), Result<(crate::metrics::SegmentationScores, usize), String>)>,
     /// The series picker, while a folder with several series waits for a choice.
     pub series_picker: Option<SeriesPicker>,
+    /// Localization rows by (mask, slice, threshold, map sources).
+    localization_cache: std::cell::RefCell<Option<(String, LocalizationRows)>>,
     /// The method whose map an export writes.
     export_method: Option<String>,
     /// The in-app file browser (the fallback when no native dialog answers), with what it picks for.
@@ -195,6 +200,7 @@ impl ViewerApp {
             volume_metrics_cache: None,
             series_picker: None,
             export_method: None,
+            localization_cache: Default::default(),
             browser: None,
         };
         if let Some(path) = app.options.open.clone() {
@@ -864,7 +870,12 @@ impl ViewerApp {
     fn metrics_view(&mut self) -> MetricsView {
         let z = self.current_slice();
         let (Some(gt), Some(pred)) = (self.doc.ground_truth().cloned(), self.doc.prediction.clone()) else {
+            let heatmaps = match self.doc.ground_truth().cloned() {
+                Some(gt) => self.localization_rows(&gt.mask, z),
+                None => Vec::new(),
+            };
             return MetricsView {
+                heatmaps,
                 note: Some(if self.doc.ground_truth().is_none() {
                     "load a ground-truth mask to score".into()
                 } else {
@@ -908,12 +919,70 @@ impl ViewerApp {
                 Some(r)
             }
         };
-        let heatmaps = Vec::new();
+        let heatmaps = self.localization_rows(&gt.mask, z);
         let view = MetricsView { slice: slice_scores, volume, heatmaps, note: None };
         if !predicting {
             self.metrics_cache = Some((key, view.clone()));
         }
         view
+    }
+
+    /// Localization of each visible map on slice `z` against the ground truth, at the chosen threshold
+    /// (`metrics::localization`, the code `radlens eval` uses).
+    fn localization_rows(&self, gt: &Mask, z: usize) -> LocalizationRows {
+        use crate::metrics::localization::{
+            heatmap_to_mask, localization_scores, Threshold, POINTING_TOLERANCE_PX,
+        };
+        let threshold = match self.threshold {
+            ThresholdChoice::Otsu => Threshold::Otsu,
+            ThresholdChoice::Fixed(t) => Threshold::Fixed(t),
+            ThresholdChoice::TopPercent(p) => Threshold::TopPercent(p),
+        };
+        let [_, h, w] = self.doc.volume.dims();
+        let sp = self.doc.volume.spacing_mm;
+        let g: Vec<bool> = gt.slice(z).iter().map(|&l| l != 0).collect();
+        let sources: Vec<u64> = self
+            .grid
+            .panels
+            .iter()
+            .take(self.grid.layout.panel_count())
+            .filter_map(|p| self.panel_data(&p.content, z).heat.map(|h| h.source))
+            .collect();
+        let key = format!("{:p} {z} {threshold:?} {sources:?}", gt as *const Mask);
+        if let Some((k, rows)) = self.localization_cache.borrow().as_ref() {
+            if *k == key {
+                return rows.clone();
+            }
+        }
+        let mut rows = Vec::new();
+        let mut seen = Vec::new();
+        for p in self.grid.panels.iter().take(self.grid.layout.panel_count()) {
+            let PanelContent::Heatmap(method) = &p.content else { continue };
+            if seen.contains(method) {
+                continue;
+            }
+            seen.push(method.clone());
+            let Some(hm) = self.panel_data(&p.content, z).heat else { continue };
+            let pred = heatmap_to_mask(&hm.values, threshold);
+            let r = localization_scores(&hm.values, &pred, &g, h, w, [sp[1], sp[2]], POINTING_TOLERANCE_PX)
+                .map(|s| {
+                    let mut v = vec![("IoU".to_string(), s.iou), ("Dice".to_string(), s.dice)];
+                    if let Some(hit) = s.pointing_hit {
+                        v.push(("pointing".into(), if hit { 1.0 } else { 0.0 }));
+                    }
+                    if let Some(m) = s.relevance_mass {
+                        v.push(("mass".into(), m));
+                    }
+                    if let Some(d) = s.hd_mm {
+                        v.push(("HD mm".into(), d));
+                    }
+                    v
+                })
+                .map_err(|e| e.to_string());
+            rows.push((method_label(method), r));
+        }
+        *self.localization_cache.borrow_mut() = Some((key, rows.clone()));
+        rows
     }
 
     /// Draws the whole window and executes what the user asked for.

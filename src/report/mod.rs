@@ -1,7 +1,8 @@
-//! Figures and tables for people: heatmap overlays; CSV, text tables and PNG plots for eval.
+//! Figures and tables for people: heatmap overlays, the papers' figure grid; CSV, text tables and PNG plots
+//! for eval.
 
-pub mod figure;
 pub mod csv;
+pub mod figure;
 pub mod overlay;
 pub mod plots;
 pub mod tables;
