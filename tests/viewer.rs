@@ -567,3 +567,34 @@ fn exports_write_the_figure_the_heatmap_and_the_prediction() {
     assert_eq!(m.dims(), [3, 40, 40]);
     assert_eq!(m.count(radlens::imaging::LabelSelector::Any), 3 * 16 * 20);
 }
+
+#[test]
+fn the_slice_slider_moves_every_linked_panel() {
+    let mut app = ViewerApp::new(app_options(None, false));
+    app.open_document(Document::new("synthetic".into(), None, halves(9)));
+    app.grid.set_layout(Layout::OneByTwo);
+    let mut h = app_harness(app, Vec2::new(1100.0, 500.0));
+    h.run();
+    let before = h.state().grid.view(0).slice;
+    assert_ne!(before, 0);
+    let rect = h.get_by_label("Slice").rect();
+    // A press at the slider's left end picks the first slice, at its right end the last.
+    let press = |h: &Harness<'_, ViewerApp>, pos: Pos2, pressed: bool| {
+        h.event(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        })
+    };
+    for (x, want) in [(rect.left() + 1.0, 0), (rect.right() - 1.0, 8)] {
+        let pos = Pos2::new(x, rect.center().y);
+        h.hover_at(pos);
+        h.step();
+        press(&h, pos, true);
+        h.step();
+        press(&h, pos, false);
+        h.run();
+        assert_eq!((h.state().grid.view(0).slice, h.state().grid.view(1).slice), (want, want));
+    }
+}

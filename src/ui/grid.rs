@@ -305,7 +305,29 @@ pub fn compare_grid(
 ) -> GridResponse {
     let mut out = GridResponse { changed: handle_keys(ui, grid, doc), ..Default::default() };
     let (rows, cols) = grid.layout.shape();
-    let area = ui.available_rect_before_wrap();
+    let mut area = ui.available_rect_before_wrap();
+    let depth = doc.volume.depth();
+    if depth > 1 && area.height() > 60.0 {
+        // The slice slider: the active view's slice (every panel's when linked), 1-based as radiologists
+        // count.
+        let bar = Rect::from_min_size(area.min, Vec2::new(area.width(), 22.0));
+        area.min.y += 26.0;
+        let mut bar_ui = ui.new_child(egui::UiBuilder::new().max_rect(bar));
+        let view = grid.active_view_mut();
+        let mut z = view.slice.min(depth - 1);
+        bar_ui.horizontal(|ui| {
+            let label = ui.label("Slice");
+            ui.spacing_mut().slider_width = (bar.width() - 140.0).max(60.0);
+            let slider = egui::Slider::new(&mut z, 0..=depth - 1)
+                .custom_formatter(move |v, _| format!("{} / {depth}", v as usize + 1))
+                .custom_parser(|t| t.split('/').next()?.trim().parse::<f64>().ok().map(|v| v - 1.0));
+            let _ = ui.add(slider).labelled_by(label.id);
+        });
+        if z != view.slice {
+            view.slice = z;
+            out.changed = true;
+        }
+    }
     ui.allocate_rect(area, egui::Sense::hover());
     let gap = 4.0;
     let header = 24.0;
