@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""PyTorch side of `radlens bench model`: the same networks and shapes, random weights, eval mode,
-no_grad, the same thread count. Prints one JSON object {row name: median seconds}.
+"""PyTorch side of `radlens bench model`: the same networks, shapes and work (forward, Grad-CAM,
+input gradient, training step), random weights, the same thread count. Prints one JSON object
+{row name: {"seconds": median, "peak_rss": bytes or null}}.
 
 Usage: tools/bench_model_torch.py --rows NAME,... [--repeats N] [--threads T]
 """
@@ -18,13 +19,15 @@ class ResNetUNet(torch.nn.Module):
     src/model/resnet_unet.rs): torchvision encoder, ConvTranspose2d ×2 → concat skip → two conv-BN-ReLU
     → + residual (1×1 projection when channels differ), final ConvTranspose ×2, 1×1 head."""
 
-    def __init__(self, classes=1, decoder=(256, 128, 64, 64)):
+    def __init__(self, classes=1, decoder=(256, 128, 64, 64), encoder="resnet50"):
         super().__init__()
         import torchvision
-        self.encoder = torchvision.models.resnet50()
+        self.encoder = getattr(torchvision.models, encoder)()
         del self.encoder.fc
-        skips = [1024, 512, 256, 64]
-        in_c = 2048
+        if encoder == "resnet50":
+            skips, in_c = [1024, 512, 256, 64], 2048
+        else:
+            skips, in_c = [256, 128, 64, 64], 512
         blocks = []
         for skip, out_c in zip(skips, decoder):
             b = torch.nn.Module()
@@ -61,10 +64,85 @@ def build(arch):
         return smp.Unet("resnet50", encoder_weights=None, classes=1)
     if arch == "resnet-unet-resnet50":
         return ResNetUNet()
+    if arch == "resnet-unet-resnet18":
+        return ResNetUNet(encoder="resnet18")
     if arch == "densenet121":
         import torchvision
         return torchvision.models.densenet121(num_classes=3)
-    raise SystemExit(f"unknown row {arch}")
+    raise SystemExit(f"unknown network {arch}")
+
+
+def reset_peak_rss():
+    """Resets VmHWM (Linux); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def make_work(work, model, x):
+    """A callable doing one run of the row's work (see src/cli/bench_model.rs)."""
+    if work == "forward":
+        model.eval()
+
+        def run():
+            with torch.no_grad():
+                model(x)
+        return run
+    if work == "gradcam":
+        # What pytorch-grad-cam's GradCAM does: a forward with hooks on the target layer, then the
+        # gradient of the target (here the summed output) reaching the layer's activations. Parameters
+        # keep requires_grad (its default), so torch also computes their gradients.
+        model.eval()
+        layer = model.encoder.layer4
+        store = {}
+
+        def hook(_m, _i, out):
+            store["a"] = out
+            out.register_hook(lambda g: store.__setitem__("g", g))
+        layer.register_forward_hook(hook)
+
+        def run():
+            model.zero_grad(set_to_none=True)
+            model(x).sum().backward()
+            return store["a"].detach(), store["g"]
+        return run
+    if work == "inputgrad":
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+
+        def run():
+            xi = x.clone().requires_grad_(True)
+            model(xi).sum().backward()
+            return xi.grad
+        return run
+    if work == "train":
+        # BatchNorm in inference mode, as radlens's layers (same arithmetic).
+        model.eval()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        mask = (torch.rand(x.shape[0], 1, x.shape[2], x.shape[3]) >= 0.5).float()
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+
+        def run():
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), mask).backward()
+            opt.step()
+        return run
+    raise SystemExit(f"unknown work {work}")
 
 
 def main():
@@ -75,22 +153,23 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    out, models = {}, {}
+    out = {}
     for row in a.rows.split(","):
-        arch, shape = row.split(" ")
+        work, arch, shape = row.split(" ")
         b, c, s = (int(v) for v in shape.split("x"))
-        if arch not in models:
-            models[arch] = build(arch).eval()
+        model = build(arch)  # a fresh model per row: hooks and requires_grad differ by work
         x = torch.randn(b, c, s, s)
-        with torch.no_grad():
-            models[arch](x)
-            times = []
-            for _ in range(max(1, a.repeats)):
-                t = time.perf_counter()
-                models[arch](x)
-                times.append(time.perf_counter() - t)
-        out[row] = statistics.median(times)
-        print(f"{row}: {out[row]:.3f} s", file=sys.stderr)
+        run = make_work(work, model, x)
+        run()  # warm-up
+        reset = reset_peak_rss()
+        times = []
+        for _ in range(max(1, a.repeats)):
+            t = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t)
+        out[row] = {"seconds": statistics.median(times), "peak_rss": peak_rss() if reset else None}
+        print(f"torch {row}: {out[row]['seconds']:.3f} s", file=sys.stderr)
+        del model, run
     print(json.dumps(out))
 
 

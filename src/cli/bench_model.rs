@@ -1,46 +1,76 @@
-//! `radlens bench model`: forward time of full-size networks on the CPU, and the same shapes in PyTorch
-//! when it is installed. Random weights (values do not change the arithmetic), never zeros.
+//! `radlens bench model`: full-size networks on the CPU (forward, Grad-CAM forward + backward, a
+//! forward + backward to the input, a training step), and the same work in PyTorch when it is installed
+//! (tools/bench_model_torch.py). Random weights (values do not change the arithmetic), never zeros.
+//! Each row also reports the peak resident memory of its timed runs.
 
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{Optimizer, VarBuilder, VarMap};
 
 use super::CliError;
 use crate::model::densenet::{DenseNet, DenseNetConfig};
 use crate::model::resnet_unet::{ResNetUnet, ResNetUnetConfig};
 use crate::model::smp_unet::{smp_unet_resnet, SmpUnetConfig};
 use crate::model::Network;
+use crate::xai::Target;
 
-/// (row name, batch, side)
-const ROWS: &[(&str, usize, usize)] = &[
-    ("smp-unet-resnet50 1x3x256", 1, 256),
-    ("smp-unet-resnet50 1x3x512", 1, 512),
-    ("smp-unet-resnet50 8x3x256", 8, 256),
-    ("resnet-unet-resnet50 1x3x256", 1, 256),
-    ("resnet-unet-resnet50 1x3x512", 1, 512),
-    ("resnet-unet-resnet50 8x3x256", 8, 256),
-    ("densenet121 1x3x224", 1, 224),
-    ("densenet121 8x3x224", 8, 224),
+/// What a row measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Inference forward (weights are plain tensors).
+    Forward,
+    /// pytorch-grad-cam's work: activations at `encoder.layer4` and the gradient of the summed output
+    /// with respect to them (radlens: `xai::cam::activations_and_gradients`).
+    GradCam,
+    /// Forward, then the gradient of the summed output with respect to the input (saliency-style; the
+    /// whole network is traversed backwards).
+    InputGrad,
+    /// One training step: forward, BCE-with-logits loss against a fixed mask, backward to every
+    /// parameter, AdamW update (BatchNorm in inference mode in both frameworks).
+    Train,
+}
+
+/// (row name = "<work> <arch> <batch>x3x<side>", work, batch, side). The names are shared with the
+/// PyTorch script.
+const ROWS: &[(&str, Work, usize, usize)] = &[
+    ("forward smp-unet-resnet50 1x3x256", Work::Forward, 1, 256),
+    ("forward smp-unet-resnet50 1x3x512", Work::Forward, 1, 512),
+    ("forward smp-unet-resnet50 8x3x256", Work::Forward, 8, 256),
+    ("gradcam smp-unet-resnet50 1x3x256", Work::GradCam, 1, 256),
+    ("inputgrad smp-unet-resnet50 1x3x512", Work::InputGrad, 1, 512),
+    ("train resnet-unet-resnet18 2x3x256", Work::Train, 2, 256),
+    ("forward resnet-unet-resnet50 1x3x256", Work::Forward, 1, 256),
+    ("forward resnet-unet-resnet50 8x3x256", Work::Forward, 8, 256),
+    ("forward densenet121 1x3x224", Work::Forward, 1, 224),
+    ("forward densenet121 8x3x224", Work::Forward, 8, 224),
 ];
 
-/// Builds a network with randomly initialised parameters held as plain tensors (not `Var`s, so that
-/// the forward records no gradient graph, as with real checkpoints).
-fn random_network(name: &str) -> candle_core::Result<Box<dyn Network>> {
+fn arch_of(row: &str) -> &str {
+    row.split(' ').nth(1).unwrap_or(row)
+}
+
+fn build(name: &str, vb: VarBuilder) -> candle_core::Result<Box<dyn Network>> {
+    Ok(match name {
+        "smp-unet-resnet50" => Box::new(smp_unet_resnet(vb, 50, &SmpUnetConfig::default(), 1)?),
+        "resnet-unet-resnet50" => Box::new(ResNetUnet::new(vb, &ResNetUnetConfig::resnet50(), 1)?),
+        "resnet-unet-resnet18" => Box::new(ResNetUnet::new(vb, &ResNetUnetConfig::resnet18(), 1)?),
+        "densenet121" => Box::new(DenseNet::load(vb, &DenseNetConfig::densenet121().with_num_classes(3))?),
+        other => candle_core::bail!("unknown benchmark network {other}"),
+    })
+}
+
+/// A network with randomly initialised parameters: as plain tensors (not `Var`s, so that inference
+/// records no gradient graph and BatchNorm is folded, as with real checkpoints) unless `trainable`.
+fn random_network(name: &str, trainable: bool) -> candle_core::Result<(Box<dyn Network>, VarMap)> {
     let dev = Device::Cpu;
     let varmap = VarMap::new();
-    let build = |vb: VarBuilder| -> candle_core::Result<Box<dyn Network>> {
-        Ok(if name.starts_with("smp-unet") {
-            Box::new(smp_unet_resnet(vb, 50, &SmpUnetConfig::default(), 1)?)
-        } else if name.starts_with("resnet-unet") {
-            Box::new(ResNetUnet::new(vb, &ResNetUnetConfig::resnet50(), 1)?)
-        } else {
-            Box::new(DenseNet::load(vb, &DenseNetConfig::densenet121().with_num_classes(3))?)
-        })
-    };
-    build(VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
+    let net = build(name, VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
+    if trainable {
+        return Ok((net, varmap));
+    }
     let tensors = varmap
         .data()
         .lock()
@@ -48,24 +78,92 @@ fn random_network(name: &str) -> candle_core::Result<Box<dyn Network>> {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
         .collect();
-    build(VarBuilder::from_tensors(tensors, DType::F32, &dev))
+    Ok((build(name, VarBuilder::from_tensors(tensors, DType::F32, &dev))?, VarMap::new()))
 }
 
-fn time_row(net: &dyn Network, batch: usize, side: usize, repeats: usize) -> candle_core::Result<f64> {
-    let x = Tensor::randn(0f32, 1f32, (batch, 3, side, side), &Device::Cpu)?;
-    net.forward(&x)?; // warm-up: allocator, caches
+/// One run of the row's work.
+fn run_once(
+    net: &dyn Network,
+    work: Work,
+    x: &Tensor,
+    train: Option<&mut (candle_nn::AdamW, Tensor)>,
+) -> candle_core::Result<()> {
+    match work {
+        Work::Forward => {
+            std::hint::black_box(net.forward(x)?);
+        }
+        Work::GradCam => {
+            let (a, g) = crate::xai::cam::activations_and_gradients(net, x, "encoder.layer4", &Target::Sum)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            std::hint::black_box((a, g));
+        }
+        Work::InputGrad => {
+            let xv = Var::from_tensor(x)?;
+            let grads = net.forward(xv.as_tensor())?.sum_all()?.backward()?;
+            std::hint::black_box(grads.get(xv.as_tensor()).map(|g| g.dims().to_vec()));
+        }
+        Work::Train => {
+            let Some((opt, mask)) = train else { candle_core::bail!("training row without an optimiser") };
+            let logits = net.forward(x)?;
+            let loss = candle_nn::loss::binary_cross_entropy_with_logit(&logits, mask)?;
+            opt.backward_step(&loss)?;
+        }
+    }
+    Ok(())
+}
+
+/// Median seconds and peak resident memory (bytes, when /proc allows resetting the high-water mark).
+fn time_row(
+    net: &dyn Network,
+    varmap: &VarMap,
+    work: Work,
+    batch: usize,
+    side: usize,
+    repeats: usize,
+) -> candle_core::Result<(f64, Option<u64>)> {
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1f32, (batch, 3, side, side), &dev)?;
+    let mut train = if work == Work::Train {
+        let params = candle_nn::ParamsAdamW { lr: 1e-4, ..Default::default() };
+        let opt = candle_nn::AdamW::new(varmap.all_vars(), params)?;
+        let mask =
+            Tensor::rand(0f32, 1f32, (batch, 1, side, side), &dev)?.ge(0.5f32)?.to_dtype(DType::F32)?;
+        Some((opt, mask))
+    } else {
+        None
+    };
+    run_once(net, work, &x, train.as_mut())?; // warm-up: allocator, caches
+    let peak_reset = reset_peak_rss();
     let mut secs = Vec::new();
     for _ in 0..repeats.max(1) {
         let t = Instant::now();
-        std::hint::black_box(net.forward(&x)?);
+        run_once(net, work, &x, train.as_mut())?;
         secs.push(t.elapsed().as_secs_f64());
     }
     secs.sort_by(f64::total_cmp);
-    Ok(secs[secs.len() / 2])
+    Ok((secs[secs.len() / 2], if peak_reset { peak_rss() } else { None }))
 }
 
-/// PyTorch's times for the same rows, if python3 with torch and the script are available.
-fn torch_times(rows: &[&(&str, usize, usize)], repeats: usize, threads: usize) -> Option<Vec<f64>> {
+/// Resets the process's peak RSS (`VmHWM`) on Linux; false where that is not possible.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The process's peak RSS in bytes since the last reset (Linux `VmHWM`).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// PyTorch's (seconds, peak RSS bytes) for the same rows, if python3 with torch and the script are
+/// available.
+fn torch_times(
+    rows: &[&(&str, Work, usize, usize)],
+    repeats: usize,
+    threads: usize,
+) -> Option<Vec<(f64, Option<u64>)>> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/bench_model_torch.py");
     if !script.is_file() {
         return None;
@@ -73,42 +171,81 @@ fn torch_times(rows: &[&(&str, usize, usize)], repeats: usize, threads: usize) -
     let names: Vec<&str> = rows.iter().map(|r| r.0).collect();
     let out = std::process::Command::new("python3")
         .arg(&script)
-        .args(["--repeats", &repeats.to_string(), "--threads", &threads.to_string(), "--rows", &names.join(",")])
+        .args([
+            "--repeats",
+            &repeats.to_string(),
+            "--threads",
+            &threads.to_string(),
+            "--rows",
+            &names.join(","),
+        ])
+        .stderr(std::process::Stdio::inherit())
         .output()
         .ok()?;
     if !out.status.success() {
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    names.iter().map(|n| v.get(*n).and_then(|t| t.as_f64())).collect()
+    names
+        .iter()
+        .map(|n| {
+            let row = v.get(*n)?;
+            Some((row.get("seconds")?.as_f64()?, row.get("peak_rss").and_then(|r| r.as_u64())))
+        })
+        .collect()
+}
+
+fn gb(bytes: Option<u64>) -> String {
+    bytes.map_or_else(|| "-".to_string(), |b| format!("{:.2}", b as f64 / 1e9))
 }
 
 pub fn run(repeats: usize, only: Option<&str>, no_torch: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    let rows: Vec<&(&str, usize, usize)> = ROWS.iter().filter(|r| only.is_none_or(|o| r.0.contains(o))).collect();
+    let rows: Vec<&(&str, Work, usize, usize)> =
+        ROWS.iter().filter(|r| only.is_none_or(|o| r.0.contains(o))).collect();
     if rows.is_empty() {
         return Err(CliError::BadInput(format!("no benchmark row matches '{}'", only.unwrap_or_default())));
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let torch = if no_torch { None } else { torch_times(&rows, repeats, threads) };
-    writeln!(out, "forward, CPU, {threads} threads, median of {repeats} (after one warm-up)")?;
-    writeln!(out, "{:<32} {:>12} {:>12} {:>8}", "row", "radlens (s)", "torch (s)", "ratio")?;
-    let mut current: Option<(String, Box<dyn Network>)> = None;
-    for (i, (name, batch, side)) in rows.iter().enumerate() {
-        let arch = name.split(' ').next().unwrap_or(name).to_string();
-        if current.as_ref().map(|c| &c.0) != Some(&arch) {
-            let net = random_network(&arch).map_err(|e| CliError::Failed(e.to_string()))?;
-            current = Some((arch, net));
+    writeln!(
+        out,
+        "CPU, {threads} threads, median of {repeats} (after one warm-up); peak RSS of the timed runs"
+    )?;
+    writeln!(
+        out,
+        "{:<38} {:>11} {:>10} {:>7} {:>11} {:>10}",
+        "row", "radlens (s)", "torch (s)", "ratio", "radlens GB", "torch GB"
+    )?;
+    let mut current: Option<(String, bool, Box<dyn Network>, VarMap)> = None;
+    for (i, (name, work, batch, side)) in rows.iter().enumerate() {
+        let arch = arch_of(name).to_string();
+        let trainable = *work == Work::Train;
+        if current.as_ref().map(|c| (&c.0, c.1)) != Some((&arch, trainable)) {
+            drop(current.take()); // free the previous network before building the next
+            let (net, varmap) =
+                random_network(&arch, trainable).map_err(|e| CliError::Failed(e.to_string()))?;
+            current = Some((arch, trainable, net, varmap));
         }
-        let Some((_, net)) = &current else { continue };
-        let t = time_row(net.as_ref(), *batch, *side, repeats).map_err(|e| CliError::Failed(e.to_string()))?;
+        let Some((_, _, net, varmap)) = &current else { continue };
+        let (t, rss) = time_row(net.as_ref(), varmap, *work, *batch, *side, repeats)
+            .map_err(|e| CliError::Failed(format!("{name}: {e}")))?;
         match torch.as_ref().map(|v| v[i]) {
-            Some(tt) => writeln!(out, "{name:<32} {t:>12.3} {tt:>12.3} {:>7.1}x", t / tt)?,
-            None => writeln!(out, "{name:<32} {t:>12.3} {:>12} {:>8}", "-", "-")?,
+            Some((tt, trss)) => writeln!(
+                out,
+                "{name:<38} {t:>11.3} {tt:>10.3} {:>6.2}x {:>11} {:>10}",
+                t / tt,
+                gb(rss),
+                gb(trss)
+            )?,
+            None => writeln!(out, "{name:<38} {t:>11.3} {:>10} {:>7} {:>11} {:>10}", "-", "-", gb(rss), "-")?,
         }
         out.flush()?;
     }
     if torch.is_none() && !no_torch {
-        writeln!(out, "(PyTorch not found: install torch and segmentation-models-pytorch for the comparison)")?;
+        writeln!(
+            out,
+            "(PyTorch not found: install torch and segmentation-models-pytorch for the comparison)"
+        )?;
     }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Building blocks shared by the architectures, named like torch.nn so that `vb.pp(..)` paths match
 //! state-dict keys. All layers run in inference mode (BatchNorm uses its running statistics).
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
+
+use super::conv as fastconv;
 
 /// `nn.Conv2d(in, out, k, stride, padding, bias)`: weights `{prefix}.weight` (out, in/groups, k, k) and
 /// optionally `{prefix}.bias`.
@@ -29,18 +31,147 @@ pub fn batch_norm(vb: VarBuilder, c: usize) -> Result<BatchNorm> {
     candle_nn::batch_norm(c, 1e-5, vb)
 }
 
-/// Applies a BatchNorm in inference mode.
+/// Applies a BatchNorm in inference mode: `x · s + t` with the per-channel `s = γ/√(var+ε)` and
+/// `t = β − mean·s` computed first (two passes over `x` instead of candle's four; γ and β still receive
+/// their gradients when they are `Var`s).
 pub fn bn(bn: &BatchNorm, x: &Tensor) -> Result<Tensor> {
-    candle_nn::ModuleT::forward_t(bn, x, false)
+    if x.rank() != 4 {
+        return candle_nn::ModuleT::forward_t(bn, x, false);
+    }
+    let (scale, shift) = bn_scale_shift(bn)?;
+    let c = scale.dim(0)?;
+    x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?.broadcast_add(&shift.reshape((1, c, 1, 1))?)
 }
 
-/// Conv then (optional) BN then ReLU, the commonest trio.
+/// The per-channel scale and shift of an inference-mode BatchNorm. The running statistics are
+/// detached: candle stores them as `Var`s, and they must not pull the graph into every forward.
+fn bn_scale_shift(bn: &BatchNorm) -> Result<(Tensor, Tensor)> {
+    let mean = bn.running_mean().detach();
+    let inv_std = (bn.running_var().detach() + bn.eps())?.sqrt()?.recip()?;
+    Ok(match bn.weight_and_bias() {
+        Some((w, b)) => {
+            let scale = w.mul(&inv_std)?;
+            let shift = b.sub(&mean.mul(&scale)?)?;
+            (scale, shift)
+        }
+        None => {
+            let shift = mean.mul(&inv_std)?.neg()?;
+            (inv_std, shift)
+        }
+    })
+}
+
+/// Conv then (optional) BN then ReLU, the commonest trio (the fast convolution of [`conv2d_fwd`];
+/// without a BN the ReLU is fused into it). Layers built once should prefer [`ConvBn`], which folds the
+/// BN into the weights.
 pub fn conv_bn_relu(conv: &Conv2d, norm: Option<&BatchNorm>, x: &Tensor) -> Result<Tensor> {
-    let mut y = conv.forward(x)?;
-    if let Some(n) = norm {
-        y = bn(n, &y)?;
+    match norm {
+        Some(n) => bn(n, &conv2d_fwd(conv, x)?)?.relu(),
+        None => fastconv::conv2d(x, conv.weight(), conv.bias(), conv_params(conv), true),
     }
-    y.relu()
+}
+
+fn conv_params(conv: &Conv2d) -> fastconv::ConvParams {
+    let c = conv.config();
+    fastconv::ConvParams { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups }
+}
+
+/// `nn.Conv2d` followed by `nn.BatchNorm2d` (inference mode). When neither holds a `Var` (a checkpoint
+/// loaded for inference) the BN is folded into the convolution at load time: `w·s` and `(b − mean)·s +
+/// β`, with `s = γ/√(var+ε)`, computed in f64. With `Var`s (training) both stay separate so that every
+/// parameter gets its gradient.
+#[derive(Debug, Clone)]
+pub struct ConvBn {
+    conv: Conv2d,
+    bn: BatchNorm,
+    /// (weight, bias) with the BN folded in.
+    folded: Option<(Tensor, Tensor)>,
+}
+
+impl ConvBn {
+    /// `nn.Conv2d(in, out, k, stride, padding, bias=False)` under `conv`, `nn.BatchNorm2d(out)` under
+    /// `norm`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn load(
+        conv: VarBuilder,
+        norm: VarBuilder,
+        in_c: usize,
+        out_c: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self> {
+        Self::new(conv2d(conv, in_c, out_c, k, stride, padding, false)?, batch_norm(norm, out_c)?)
+    }
+
+    /// Folds when no parameter is a `Var`.
+    pub fn new(conv: Conv2d, bn: BatchNorm) -> Result<Self> {
+        let trainable = conv.weight().is_variable()
+            || conv.bias().is_some_and(|b| b.is_variable())
+            || bn.weight_and_bias().is_some_and(|(w, b)| w.is_variable() || b.is_variable());
+        if trainable || conv.weight().dtype() != candle_core::DType::F32 {
+            return Ok(Self::unfolded(conv, bn));
+        }
+        let f64 = candle_core::DType::F64;
+        let inv_std = (bn.running_var().to_dtype(f64)? + bn.eps())?.sqrt()?.recip()?;
+        let (scale, beta) = match bn.weight_and_bias() {
+            Some((w, b)) => (w.to_dtype(f64)?.mul(&inv_std)?, Some(b.to_dtype(f64)?)),
+            None => (inv_std, None),
+        };
+        let co = scale.dim(0)?;
+        let weight = conv.weight().to_dtype(f64)?.broadcast_mul(&scale.reshape((co, 1, 1, 1))?)?;
+        let mut bias = match conv.bias() {
+            Some(b) => b.to_dtype(f64)?.sub(&bn.running_mean().to_dtype(f64)?)?.mul(&scale)?,
+            None => bn.running_mean().to_dtype(f64)?.mul(&scale)?.neg()?,
+        };
+        if let Some(beta) = beta {
+            bias = bias.add(&beta)?;
+        }
+        let folded =
+            Some((weight.to_dtype(candle_core::DType::F32)?, bias.to_dtype(candle_core::DType::F32)?));
+        Ok(ConvBn { conv, bn, folded })
+    }
+
+    /// Keeps the convolution and the BN apart (the reference for the folded form).
+    pub fn unfolded(conv: Conv2d, bn: BatchNorm) -> Self {
+        ConvBn { conv, bn, folded: None }
+    }
+
+    pub fn is_folded(&self) -> bool {
+        self.folded.is_some()
+    }
+
+    pub fn conv(&self) -> &Conv2d {
+        &self.conv
+    }
+
+    pub fn batch_norm(&self) -> &BatchNorm {
+        &self.bn
+    }
+
+    /// `bn(conv(x))`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, false)
+    }
+
+    /// `relu(bn(conv(x)))`, the ReLU fused into the folded convolution.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, true)
+    }
+
+    fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        match &self.folded {
+            Some((w, b)) => fastconv::conv2d(x, w, Some(b), conv_params(&self.conv), relu),
+            None => {
+                let y = bn(&self.bn, &conv2d_fwd(&self.conv, x)?)?;
+                if relu {
+                    y.relu()
+                } else {
+                    Ok(y)
+                }
+            }
+        }
+    }
 }
 
 /// `nn.MaxPool2d(kernel, stride, padding)` written as a max over the kernel's strided views. candle's
@@ -130,6 +261,35 @@ pub fn conv_transpose2d(
     candle_nn::conv_transpose2d(in_c, out_c, k, cfg, vb)
 }
 
+/// `up.forward(x)` for a `ConvTranspose2d`. When the kernel equals the stride (no padding, output
+/// padding or dilation: the U-Nets' learned ×2 upsampling) the output blocks do not overlap and the layer
+/// is one 1×1 convolution to `out·k²` channels on the fast path, then a pixel shuffle; other
+/// configurations use candle's transposed convolution.
+pub fn conv_transpose2d_fwd(up: &candle_nn::ConvTranspose2d, x: &Tensor) -> Result<Tensor> {
+    let cfg = up.config();
+    let (in_c, out_c, kh, kw) = up.weight().dims4()?;
+    let plain = cfg.padding == 0
+        && cfg.output_padding == 0
+        && cfg.dilation == 1
+        && kh == cfg.stride
+        && kw == cfg.stride;
+    if !plain || x.dim(1)? != in_c {
+        return candle_core::Module::forward(up, x);
+    }
+    let (n, _, h, w) = x.dims4()?;
+    let k = cfg.stride;
+    // (in, out, k, k) → (out, k, k, in) → (out·k·k, in, 1, 1)
+    let wt = up.weight().permute((1, 2, 3, 0))?.reshape((out_c * k * k, in_c, 1, 1))?;
+    let y = fastconv::conv2d(x, &wt, None, fastconv::ConvParams::default(), false)?;
+    // (n, out, k, k, h, w) → (n, out, h, k, w, k)
+    let y =
+        y.reshape((n, out_c, k, k, h, w))?.permute((0, 1, 4, 2, 5, 3))?.reshape((n, out_c, h * k, w * k))?;
+    match up.bias() {
+        Some(b) => y.broadcast_add(&b.reshape((1, out_c, 1, 1))?),
+        None => Ok(y),
+    }
+}
+
 /// `F.interpolate(x, size=(h, w), mode="nearest")`. Integer, uniform factors use candle's nearest
 /// upsampling (which has a backward); other sizes pick rows and columns with `index_select` using
 /// PyTorch's source index `floor(dst · in/out)` computed in f32, which is differentiable too.
@@ -175,28 +335,12 @@ pub fn fit_to(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     Ok(x)
 }
 
-/// `conv.forward(x)`, made safe for backprop when a strided convolution leaves a different remainder in
-/// height and width (e.g. 5×6 → 3×3 at stride 2). candle 0.11's conv2d backward computes the transposed
-/// convolution's `output_padding` from the height only and uses it for both axes, so the input gradient
-/// comes back one column short and the backward fails with a shape mismatch. Zero rows/columns appended
-/// at the bottom/right equalise the remainders: they only ever meet the kernel where PyTorch's own zero
-/// padding was, so the output is unchanged and their gradient is dropped by the pad's backward.
+/// `conv.forward(x)` through the fast convolution ([`super::conv`]): on the CPU in f32 a GEMM-based
+/// custom op with its own backward (input gradient always, weight gradient only for `Var` weights);
+/// elsewhere candle's convolution, with the bottom/right zero padding that keeps candle 0.11's strided
+/// backward from failing on uneven remainders (see [`fastconv::reference_conv2d`]).
 pub fn conv2d_fwd(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
-    let cfg = conv.config();
-    if cfg.stride <= 1 {
-        return conv.forward(x);
-    }
-    let (_, _, kh, kw) = conv.weight().dims4()?;
-    let (_, _, h, w) = x.dims4()?;
-    let (s, p, d) = (cfg.stride, cfg.padding, cfg.dilation);
-    let rem = |n: usize, k: usize| (n + 2 * p - d * (k - 1) - 1) % s;
-    let (rh, rw) = (rem(h, kh), rem(w, kw));
-    let x = match rh.cmp(&rw) {
-        std::cmp::Ordering::Equal => x.clone(),
-        std::cmp::Ordering::Less => x.pad_with_zeros(2, 0, rw - rh)?,
-        std::cmp::Ordering::Greater => x.pad_with_zeros(3, 0, rh - rw)?,
-    };
-    conv.forward(&x)
+    fastconv::conv2d(x, conv.weight(), conv.bias(), conv_params(conv), false)
 }
 
 /// `nn.MaxPool2d(k)` (stride k, floor mode) with a correct backward for any size. candle 0.11's max-pool
@@ -454,28 +598,14 @@ impl candle_core::CustomOp1 for ChannelAffine {
     }
 }
 
-/// `nn.Conv2d(in, out, k, stride, padding, bias)` (groups 1, dilation 1) computed as im2col (strided
-/// views stacked into a matrix) times the weight matrix, one matmul per image. On this CPU it is 1.5–2.5×
-/// faster than candle's tiled convolution for the small-channel convolutions of DenseNet and the like, and
-/// its backward is a matmul backward plus a col2im ([`im2col`]) instead of candle's slow direct
-/// `conv_transpose2d`. The im2col matrix
-/// costs `in·k²` floats per output pixel, so above [`GemmConv2d::IM2COL_LIMIT`] floats per image it falls
-/// back to candle's convolution (which wins there: e.g. VGG's 64-channel 224² layers).
+/// `nn.Conv2d(in, out, k, stride, padding, bias)`: the name the classifiers use for [`conv2d`] run
+/// through the fast convolution ([`conv2d_fwd`]).
 #[derive(Debug, Clone)]
 pub struct GemmConv2d {
-    /// (out, in·k·k), row-major as PyTorch's (out, in, k, k).
-    weight: Tensor,
     conv: Conv2d,
-    bias: Option<Tensor>,
-    k: usize,
-    stride: usize,
-    padding: usize,
 }
 
 impl GemmConv2d {
-    /// Largest im2col matrix (floats per image) built before falling back to candle's convolution.
-    pub const IM2COL_LIMIT: usize = 8 << 20;
-
     pub fn load(
         vb: VarBuilder,
         in_c: usize,
@@ -485,168 +615,17 @@ impl GemmConv2d {
         padding: usize,
         bias: bool,
     ) -> Result<Self> {
-        let conv = conv2d(vb, in_c, out_c, k, stride, padding, bias)?;
-        let weight = conv.weight().reshape((out_c, in_c * k * k))?;
-        let bias = conv.bias().map(|b| b.reshape((out_c, 1))).transpose()?;
-        Ok(GemmConv2d { weight, conv, bias, k, stride, padding })
+        Ok(GemmConv2d { conv: conv2d(vb, in_c, out_c, k, stride, padding, bias)? })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, c, h, w) = x.dims4()?;
-        let (k, s, p) = (self.k, self.stride, self.padding);
-        if h + 2 * p < k || w + 2 * p < k {
-            return self.conv.forward(x); // let candle report the error
-        }
-        let oh = (h + 2 * p - k) / s + 1;
-        let ow = (w + 2 * p - k) / s + 1;
-        if c * k * k * oh * ow > Self::IM2COL_LIMIT {
-            return self.conv.forward(x);
-        }
-        let cols = if k == 1 && s == 1 && p == 0 { x.reshape((n, c, h * w))? } else { im2col(x, k, s, p)? };
-        let outs = (0..n)
-            .map(|i| {
-                let y = self.weight.matmul(&cols.get(i)?)?;
-                match &self.bias {
-                    Some(b) => y.broadcast_add(b),
-                    None => Ok(y),
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Tensor::stack(&outs, 0)?.reshape((n, self.weight.dim(0)?, oh, ow))
-    }
-}
-
-/// im2col as a candle custom op with a col2im backward: (N, C, H, W) → (N, C·k·k, OH·OW), zero padding,
-/// row `c·k² + dy·k + dx` (PyTorch's weight order). CPU and f32 only; [`im2col`] falls back to strided
-/// views elsewhere. The backward scatters the column gradient back in one pass, where the view-based form
-/// pads a full-size gradient for each of the k² views.
-#[derive(Debug, Clone, Copy)]
-struct Im2Col {
-    k: usize,
-    stride: usize,
-    padding: usize,
-    /// Input (n, c, h, w); set by the caller, checked in the kernels.
-    dims: (usize, usize, usize, usize),
-}
-
-impl Im2Col {
-    fn out_hw(&self) -> (usize, usize) {
-        let (_, _, h, w) = self.dims;
-        ((h + 2 * self.padding - self.k) / self.stride + 1, (w + 2 * self.padding - self.k) / self.stride + 1)
+        conv2d_fwd(&self.conv, x)
     }
 
-    /// Calls `f(col_index, input_index)` for every column entry that reads the input (padding skipped).
-    #[inline]
-    fn for_each(&self, mut f: impl FnMut(usize, usize)) {
-        let (n, c, h, w) = self.dims;
-        let (oh, ow) = self.out_hw();
-        let (k, s, p) = (self.k, self.stride, self.padding);
-        let mut col = 0;
-        for b in 0..n {
-            for ch in 0..c {
-                let plane = (b * c + ch) * h * w;
-                for dy in 0..k {
-                    for dx in 0..k {
-                        for oy in 0..oh {
-                            let iy = (oy * s + dy) as isize - p as isize;
-                            if iy < 0 || iy >= h as isize {
-                                col += ow;
-                                continue;
-                            }
-                            let row = plane + iy as usize * w;
-                            for ox in 0..ow {
-                                let ix = (ox * s + dx) as isize - p as isize;
-                                if ix >= 0 && ix < w as isize {
-                                    f(col, row + ix as usize);
-                                }
-                                col += 1;
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    /// `relu(conv(x))`, the ReLU fused into the convolution.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        conv_bn_relu(&self.conv, None, x)
     }
-}
-
-impl candle_core::CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "radlens-im2col"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (n, c, _, _) = self.dims;
-        let (oh, ow) = self.out_hw();
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("im2col: non-contiguous input")
-        };
-        let x = &storage.as_slice::<f32>()?[start..end];
-        let mut out = vec![0f32; n * c * self.k * self.k * oh * ow];
-        self.for_each(|col, i| out[col] = x[i]);
-        Ok((candle_core::CpuStorage::F32(out), (n, c * self.k * self.k, oh * ow).into()))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let grad = grad.contiguous()?;
-        Ok(Some(grad.apply_op1_no_bwd(&Col2Im(*self))?))
-    }
-}
-
-/// The adjoint of [`Im2Col`]: sums column entries back onto the input positions they were read from.
-struct Col2Im(Im2Col);
-
-impl candle_core::CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        "radlens-col2im"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (n, c, h, w) = self.0.dims;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("col2im: non-contiguous gradient")
-        };
-        let g = &storage.as_slice::<f32>()?[start..end];
-        let mut out = vec![0f32; n * c * h * w];
-        self.0.for_each(|col, i| out[i] += g[col]);
-        Ok((candle_core::CpuStorage::F32(out), (n, c, h, w).into()))
-    }
-}
-
-/// (N, C, H, W) → (N, C·k·k, OH·OW) columns for a k×k convolution with this stride and zero padding.
-pub fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Tensor> {
-    let (n, c, h, w) = x.dims4()?;
-    if h + 2 * padding < k || w + 2 * padding < k {
-        candle_core::bail!("im2col: {h}×{w} input smaller than the {k}×{k} kernel");
-    }
-    let op = Im2Col { k, stride, padding, dims: (n, c, h, w) };
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
-        return x.contiguous()?.apply_op1(op);
-    }
-    let (oh, ow) = op.out_hw();
-    let xp = if padding > 0 {
-        x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)?
-    } else {
-        x.clone()
-    };
-    let mut views = Vec::with_capacity(k * k);
-    for dy in 0..k {
-        for dx in 0..k {
-            views.push(if stride == 1 {
-                xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?
-            } else {
-                strided_view(&xp, dy, dx, stride, oh, ow)?
-            });
-        }
-    }
-    Tensor::stack(&views, 2)?.reshape((n, c * k * k, oh * ow))
 }
 
 /// Stride-1 depthwise correlation of (N, C, H, W) with per-channel k×k filters and zero padding `padding`;

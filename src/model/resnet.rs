@@ -18,9 +18,9 @@
 //! the classifier also taps `avgpool` (N, C) and its output is `fc`.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{BatchNorm, Conv2d, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{self, bn};
+use super::layers::{self, ConvBn};
 use super::{Encoder, Network, Tap, Task};
 
 /// Which residual block a ResNet stacks.
@@ -96,23 +96,16 @@ impl ResNetConfig {
     }
 }
 
-struct ConvBn {
-    conv: Conv2d,
-    bn: BatchNorm,
-}
-
-impl ConvBn {
-    #[allow(clippy::too_many_arguments)]
-    fn new(vb: &VarBuilder, conv: &str, norm: &str, i: usize, o: usize, k: usize, s: usize) -> Result<Self> {
-        Ok(ConvBn {
-            conv: layers::conv2d(vb.pp(conv), i, o, k, s, k / 2, false)?,
-            bn: layers::batch_norm(vb.pp(norm), o)?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        bn(&self.bn, &layers::conv2d_fwd(&self.conv, x)?)
-    }
+fn conv_bn(
+    vb: &VarBuilder,
+    conv: &str,
+    norm: &str,
+    i: usize,
+    o: usize,
+    k: usize,
+    s: usize,
+) -> Result<ConvBn> {
+    ConvBn::load(vb.pp(conv), vb.pp(norm), i, o, k, s, k / 2)
 }
 
 /// One BasicBlock or Bottleneck.
@@ -126,21 +119,18 @@ impl Block {
         let out_c = planes * kind.expansion();
         let convs = match kind {
             BlockKind::Basic => vec![
-                ConvBn::new(&vb, "conv1", "bn1", in_c, planes, 3, stride)?,
-                ConvBn::new(&vb, "conv2", "bn2", planes, planes, 3, 1)?,
+                conv_bn(&vb, "conv1", "bn1", in_c, planes, 3, stride)?,
+                conv_bn(&vb, "conv2", "bn2", planes, planes, 3, 1)?,
             ],
             BlockKind::Bottleneck => vec![
-                ConvBn::new(&vb, "conv1", "bn1", in_c, planes, 1, 1)?,
-                ConvBn::new(&vb, "conv2", "bn2", planes, planes, 3, stride)?,
-                ConvBn::new(&vb, "conv3", "bn3", planes, out_c, 1, 1)?,
+                conv_bn(&vb, "conv1", "bn1", in_c, planes, 1, 1)?,
+                conv_bn(&vb, "conv2", "bn2", planes, planes, 3, stride)?,
+                conv_bn(&vb, "conv3", "bn3", planes, out_c, 1, 1)?,
             ],
         };
         let downsample = if stride != 1 || in_c != out_c {
             let d = vb.pp("downsample");
-            Some(ConvBn {
-                conv: layers::conv2d(d.pp("0"), in_c, out_c, 1, stride, 0, false)?,
-                bn: layers::batch_norm(d.pp("1"), out_c)?,
-            })
+            Some(ConvBn::load(d.pp("0"), d.pp("1"), in_c, out_c, 1, stride, 0)?)
         } else {
             None
         };
@@ -151,10 +141,7 @@ impl Block {
         let mut y = x.clone();
         let last = self.convs.len() - 1;
         for (i, c) in self.convs.iter().enumerate() {
-            y = c.forward(&y)?;
-            if i < last {
-                y = y.relu()?;
-            }
+            y = if i < last { c.forward_relu(&y)? } else { c.forward(&y)? };
         }
         let identity = match &self.downsample {
             Some(d) => d.forward(x)?,
@@ -178,7 +165,7 @@ impl ResNetBackbone {
     /// (`""`, `"encoder"`), used to name the taps.
     pub fn new(vb: VarBuilder, config: &ResNetConfig, prefix: &str, stages: usize) -> Result<Self> {
         let w = config.base_width;
-        let stem = ConvBn::new(&vb, "conv1", "bn1", config.in_channels, w, 7, 2)?;
+        let stem = conv_bn(&vb, "conv1", "bn1", config.in_channels, w, 7, 2)?;
         let mut in_c = w;
         let mut all = Vec::new();
         for (l, &n) in config.layers.iter().enumerate().take(stages.min(4)) {
@@ -211,7 +198,7 @@ impl ResNetBackbone {
     pub fn forward_stages(&self, x: &Tensor, tap: &mut Tap) -> Result<Vec<Tensor>> {
         let p = &self.prefix;
         let mut feats = vec![x.clone()];
-        let mut y = tap.visit(&format!("{p}relu"), self.stem.forward(x)?.relu()?);
+        let mut y = tap.visit(&format!("{p}relu"), self.stem.forward_relu(x)?);
         feats.push(y.clone());
         for (l, blocks) in self.stages.iter().enumerate() {
             if l == 0 {

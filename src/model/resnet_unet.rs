@@ -28,10 +28,10 @@
 //! # Taps
 //! `encoder.relu`, `encoder.maxpool`, `encoder.layer1..4`, `decoder.0` … `decoder.3`, `final_up`.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, ConvTranspose2d, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::{Conv2d, ConvTranspose2d, VarBuilder};
 
-use super::layers::{self, bn};
+use super::layers::{self, ConvBn};
 use super::resnet::{ResNetConfig, ResNetEncoder};
 use super::{Encoder, Network, Tap, Task};
 
@@ -71,10 +71,8 @@ impl ResNetUnetConfig {
 
 struct UpBlock {
     up: ConvTranspose2d,
-    conv1: Conv2d,
-    bn1: BatchNorm,
-    conv2: Conv2d,
-    bn2: BatchNorm,
+    conv1: ConvBn,
+    conv2: ConvBn,
     proj: Option<Conv2d>,
 }
 
@@ -83,10 +81,8 @@ impl UpBlock {
         let up_c = in_c / 2;
         Ok(UpBlock {
             up: layers::conv_transpose2d(vb.pp("up"), in_c, up_c, 2, 2)?,
-            conv1: layers::conv2d(vb.pp("conv1"), up_c + skip_c, out_c, 3, 1, 1, false)?,
-            bn1: layers::batch_norm(vb.pp("bn1"), out_c)?,
-            conv2: layers::conv2d(vb.pp("conv2"), out_c, out_c, 3, 1, 1, false)?,
-            bn2: layers::batch_norm(vb.pp("bn2"), out_c)?,
+            conv1: ConvBn::load(vb.pp("conv1"), vb.pp("bn1"), up_c + skip_c, out_c, 3, 1, 1)?,
+            conv2: ConvBn::load(vb.pp("conv2"), vb.pp("bn2"), out_c, out_c, 3, 1, 1)?,
             proj: if up_c != out_c {
                 Some(layers::conv2d(vb.pp("proj"), up_c, out_c, 1, 1, 0, false)?)
             } else {
@@ -97,12 +93,11 @@ impl UpBlock {
 
     fn forward(&self, x: &Tensor, skip: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = skip.dims4()?;
-        let u = layers::fit_to(&self.up.forward(x)?, h, w)?;
-        let z = layers::conv_bn_relu(&self.conv1, Some(&self.bn1), &Tensor::cat(&[&u, skip], 1)?)?;
-        let z = self.conv2.forward(&z)?;
-        let z = bn(&self.bn2, &z)?.relu()?;
+        let u = layers::fit_to(&layers::conv_transpose2d_fwd(&self.up, x)?, h, w)?;
+        let z = self.conv1.forward_relu(&Tensor::cat(&[&u, skip], 1)?)?;
+        let z = self.conv2.forward_relu(&z)?;
         let residual = match &self.proj {
-            Some(p) => p.forward(&u)?,
+            Some(p) => layers::conv2d_fwd(p, &u)?,
             None => u,
         };
         z + residual
@@ -142,9 +137,9 @@ impl Network for ResNetUnet {
             y = block.forward(&y, &feats[4 - i])?;
             y = tap.visit(&format!("decoder.{i}"), y);
         }
-        let y = layers::fit_to(&self.final_up.forward(&y)?, h, w)?;
+        let y = layers::fit_to(&layers::conv_transpose2d_fwd(&self.final_up, &y)?, h, w)?;
         let y = tap.visit("final_up", y);
-        self.head.forward(&y.relu()?)
+        layers::conv2d_fwd(&self.head, &y.relu()?)
     }
 
     fn task(&self) -> Task {

@@ -20,10 +20,10 @@
 //! The encoder's (`encoder.relu`, `encoder.maxpool`, `encoder.layer1..4` for ResNets), then
 //! `decoder.blocks.0` … `decoder.blocks.{depth-1}`.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::{Conv2d, VarBuilder};
 
-use super::layers::{self, bn};
+use super::layers::{self, ConvBn};
 use super::resnet::{ResNetConfig, ResNetEncoder};
 use super::{Encoder, Network, Tap, Task};
 
@@ -57,24 +57,26 @@ impl SmpUnetConfig {
     }
 }
 
-/// smp's `Conv2dReLU`: `{name}.0` conv, `{name}.1` BN, ReLU.
-struct Conv2dReLU {
-    conv: Conv2d,
-    norm: Option<BatchNorm>,
+/// smp's `Conv2dReLU`: `{name}.0` conv, `{name}.1` BN, ReLU (the BN folded into the convolution for
+/// inference); without the norm the conv has a bias.
+enum Conv2dReLU {
+    Norm(ConvBn),
+    Plain(Conv2d),
 }
 
 impl Conv2dReLU {
     fn new(vb: VarBuilder, in_c: usize, out_c: usize, use_norm: bool) -> Result<Self> {
-        let conv = layers::conv2d(vb.pp("0"), in_c, out_c, 3, 1, 1, !use_norm)?;
-        let norm = if use_norm { Some(layers::batch_norm(vb.pp("1"), out_c)?) } else { None };
-        Ok(Conv2dReLU { conv, norm })
+        Ok(if use_norm {
+            Conv2dReLU::Norm(ConvBn::load(vb.pp("0"), vb.pp("1"), in_c, out_c, 3, 1, 1)?)
+        } else {
+            Conv2dReLU::Plain(layers::conv2d(vb.pp("0"), in_c, out_c, 3, 1, 1, true)?)
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv.forward(x)?;
-        match &self.norm {
-            Some(n) => bn(n, &y)?.relu(),
-            None => y.relu(),
+        match self {
+            Conv2dReLU::Norm(c) => c.forward_relu(x),
+            Conv2dReLU::Plain(c) => layers::conv_bn_relu(c, None, x),
         }
     }
 }
@@ -169,7 +171,7 @@ impl Network for SmpUnet {
             y = block.conv2.forward(&block.conv1.forward(&y)?)?;
             y = tap.visit(&format!("decoder.blocks.{i}"), y);
         }
-        self.head.forward(&y)
+        layers::conv2d_fwd(&self.head, &y)
     }
 
     fn task(&self) -> Task {

@@ -18,10 +18,10 @@
 //! `bilinear = true` runs forward only: candle has no backward for bilinear upsampling, so gradient-based
 //! explanations need the transposed-convolution form.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, ConvTranspose2d, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::{Conv2d, ConvTranspose2d, VarBuilder};
 
-use super::layers::{self, bn};
+use super::layers::{self, ConvBn};
 use super::{Network, Tap, Task};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,10 +53,8 @@ impl Default for UnetConfig {
 }
 
 struct DoubleConv {
-    c1: Conv2d,
-    b1: BatchNorm,
-    c2: Conv2d,
-    b2: BatchNorm,
+    c1: ConvBn,
+    c2: ConvBn,
 }
 
 impl DoubleConv {
@@ -64,17 +62,13 @@ impl DoubleConv {
     fn new(vb: VarBuilder, in_c: usize, out_c: usize, mid_c: usize) -> Result<Self> {
         let s = vb.pp("double_conv");
         Ok(DoubleConv {
-            c1: layers::conv2d(s.pp("0"), in_c, mid_c, 3, 1, 1, false)?,
-            b1: layers::batch_norm(s.pp("1"), mid_c)?,
-            c2: layers::conv2d(s.pp("3"), mid_c, out_c, 3, 1, 1, false)?,
-            b2: layers::batch_norm(s.pp("4"), out_c)?,
+            c1: ConvBn::load(s.pp("0"), s.pp("1"), in_c, mid_c, 3, 1, 1)?,
+            c2: ConvBn::load(s.pp("3"), s.pp("4"), mid_c, out_c, 3, 1, 1)?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = layers::conv_bn_relu(&self.c1, Some(&self.b1), x)?;
-        let y = self.c2.forward(&y)?;
-        bn(&self.b2, &y)?.relu()
+        self.c2.forward_relu(&self.c1.forward_relu(x)?)
     }
 }
 
@@ -97,7 +91,7 @@ impl Up {
 
     fn forward(&self, x: &Tensor, skip: &Tensor) -> Result<Tensor> {
         let x = match &self.up {
-            Some(up) => up.forward(x)?,
+            Some(up) => layers::conv_transpose2d_fwd(up, x)?,
             None => {
                 let (_, _, h, w) = x.dims4()?;
                 x.upsample_bilinear2d(2 * h, 2 * w, true)?
@@ -150,7 +144,7 @@ impl Network for Unet {
         for (k, up) in self.ups.iter().enumerate() {
             y = tap.visit(&format!("up{}", k + 1), up.forward(&y, &skips[3 - k])?);
         }
-        self.outc.forward(&y)
+        layers::conv2d_fwd(&self.outc, &y)
     }
 
     fn task(&self) -> Task {

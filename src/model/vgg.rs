@@ -166,11 +166,11 @@ impl Network for Vgg {
         for stage in &self.stages {
             x = match stage {
                 Stage::Conv(conv, norm, relu) => {
-                    let mut y = conv.forward(&x)?;
-                    if let Some(n) = norm {
-                        y = bn(n, &y)?;
-                    }
-                    tap.visit(&format!("features.{relu}"), y.relu()?)
+                    let y = match norm {
+                        Some(n) => bn(n, &conv.forward(&x)?)?.relu()?,
+                        None => conv.forward_relu(&x)?,
+                    };
+                    tap.visit(&format!("features.{relu}"), y)
                 }
                 Stage::Pool(i) => tap.visit(&format!("features.{i}"), max_pool2d(&x, 2, 2, 0)?),
             };

@@ -1,0 +1,259 @@
+//! The fast convolution (`radlens::model::conv`) against candle's reference convolution and its
+//! autograd, and against finite differences; BatchNorm folding against the unfolded layers; the
+//! pixel-shuffle transposed convolution against candle's.
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarBuilder;
+use radlens::model::conv::{conv2d, reference_conv2d, ConvParams};
+use radlens::model::layers;
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+fn max_abs(a: &Tensor) -> f32 {
+    a.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+/// |a − b| ≤ tol · max(1, max|b|).
+fn assert_close(what: &str, a: &Tensor, b: &Tensor, tol: f32) {
+    let d = max_abs_diff(a, b);
+    let scale = max_abs(b).max(1.0);
+    assert!(d <= tol * scale, "{what}: max abs diff {d} (scale {scale})");
+}
+
+/// One test case: (n, c_in, c_out, h, w, kh, kw, params, bias).
+type Case = (usize, usize, usize, usize, usize, usize, usize, ConvParams, bool);
+
+fn p(stride: usize, padding: usize, dilation: usize, groups: usize) -> ConvParams {
+    ConvParams { stride, padding, dilation, groups }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // odd sizes, 3×3, stride 1, padding 1
+        (1, 3, 5, 7, 9, 3, 3, p(1, 1, 1, 1), true),
+        // stride 2 with uneven remainders in height and width (9 → 5, 10 → 5 with different rests)
+        (2, 4, 6, 9, 10, 3, 3, p(2, 1, 1, 1), false),
+        // the ResNet stem: 7×7 stride 2 padding 3
+        (1, 3, 8, 19, 17, 7, 7, p(2, 3, 1, 1), false),
+        // 1×1 stride 1 (read in place) and 1×1 stride 2 (the downsample)
+        (3, 6, 4, 5, 7, 1, 1, p(1, 0, 1, 1), true),
+        (2, 6, 4, 9, 8, 1, 1, p(2, 0, 1, 1), false),
+        // dilation 2
+        (1, 4, 3, 11, 12, 3, 3, p(1, 2, 2, 1), true),
+        // groups (2 and depthwise)
+        (2, 6, 4, 8, 7, 3, 3, p(1, 1, 1, 2), true),
+        (1, 4, 4, 6, 6, 3, 3, p(2, 1, 1, 4), false),
+        // grouped 1×1
+        (1, 8, 6, 5, 5, 1, 1, p(1, 0, 1, 2), false),
+        // non-square kernel, no padding; kernel as large as the input
+        (1, 2, 3, 6, 8, 3, 2, p(1, 0, 1, 1), true),
+        (2, 2, 3, 4, 4, 4, 4, p(1, 0, 1, 1), true),
+        // enough output pixels and channels for several tiles per image (tile edges inside a row)
+        (2, 64, 16, 37, 41, 3, 3, p(1, 1, 1, 1), false),
+        (1, 96, 8, 70, 70, 3, 3, p(1, 1, 1, 1), true),
+    ]
+}
+
+#[test]
+fn forward_and_gradients_equal_candle() {
+    let dev = Device::Cpu;
+    for (i, &(n, c, co, h, w, kh, kw, params, with_bias)) in cases().iter().enumerate() {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (n, c, h, w), &dev).unwrap()).unwrap();
+        let wt = Tensor::randn(0f32, 0.3, (co, c / params.groups, kh, kw), &dev).unwrap();
+        let wt = Var::from_tensor(&wt).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1., co, &dev).unwrap()).unwrap();
+        let bias = with_bias.then(|| b.as_tensor());
+        for relu in [false, true] {
+            let what = format!("case {i} {:?} relu {relu}", (n, c, co, h, w, kh, kw, params));
+            let fast = conv2d(x.as_tensor(), wt.as_tensor(), bias, params, relu).unwrap();
+            let want = reference_conv2d(x.as_tensor(), wt.as_tensor(), bias, params, relu).unwrap();
+            assert_close(&format!("{what} forward"), &fast, &want, 1e-5);
+            // A random linear functional of the output: its gradients are conv's adjoints applied to r.
+            let r = Tensor::randn(0f32, 1., want.shape(), &dev).unwrap();
+            let g_fast = (fast * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g_want = (want * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for (name, t) in [("input", x.as_tensor()), ("weight", wt.as_tensor()), ("bias", b.as_tensor())] {
+                if name == "bias" && !with_bias {
+                    continue;
+                }
+                let (Some(a), Some(e)) = (g_fast.get(t), g_want.get(t)) else {
+                    panic!("{what}: no {name} gradient")
+                };
+                assert_close(&format!("{what} {name} gradient"), a, e, 1e-4);
+            }
+        }
+    }
+}
+
+/// A constant (non-Var) bias is fused into the op; with a Var input the input gradient must still see
+/// the ReLU mask computed after the bias.
+#[test]
+fn fused_constant_bias_and_relu_gradient() {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 5, 12, 11), &dev).unwrap()).unwrap();
+    let w = Tensor::randn(0f32, 0.3, (7, 5, 3, 3), &dev).unwrap();
+    let b = Tensor::randn(0f32, 1., 7, &dev).unwrap();
+    let params = p(2, 1, 1, 1);
+    let fast = conv2d(x.as_tensor(), &w, Some(&b), params, true).unwrap();
+    let want = reference_conv2d(x.as_tensor(), &w, Some(&b), params, true).unwrap();
+    assert_close("fused forward", &fast, &want, 1e-5);
+    // Some outputs are negative before the ReLU, so the mask matters.
+    let pre = reference_conv2d(x.as_tensor(), &w, Some(&b), params, false).unwrap();
+    let negatives =
+        pre.lt(0f32).unwrap().to_dtype(DType::F32).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(negatives > 10.0);
+    let r = Tensor::randn(0f32, 1., want.shape(), &dev).unwrap();
+    let ga = (fast * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let ge = (want * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_close(
+        "fused input gradient",
+        ga.get(x.as_tensor()).unwrap(),
+        ge.get(x.as_tensor()).unwrap(),
+        1e-4,
+    );
+    // The constant weight gets no gradient.
+    assert!(ga.get(&w).is_none());
+}
+
+/// The input gradient against central finite differences (independent of candle's autograd), in f64
+/// arithmetic on the host for the difference quotient.
+#[test]
+fn input_gradient_matches_finite_differences() {
+    let dev = Device::Cpu;
+    let (n, c, h, w) = (1, 2, 5, 6);
+    let xs: Vec<f32> = (0..n * c * h * w).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+    let x = Tensor::from_vec(xs.clone(), (n, c, h, w), &dev).unwrap();
+    let wt = Tensor::randn(0f32, 0.5, (3, c, 3, 3), &dev).unwrap();
+    let params = p(2, 1, 1, 1);
+    let r = Tensor::randn(0f32, 1., (1, 3, 3, 3), &dev).unwrap();
+    let f = |x: &Tensor| -> f64 {
+        (conv2d(x, &wt, None, params, false).unwrap() * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64
+    };
+    let xv = Var::from_tensor(&x).unwrap();
+    let g = (conv2d(xv.as_tensor(), &wt, None, params, false).unwrap() * &r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let grad: Vec<f32> = g.get(xv.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let eps = 1e-2f32;
+    for i in 0..xs.len() {
+        let mut up = xs.clone();
+        up[i] += eps;
+        let mut down = xs.clone();
+        down[i] -= eps;
+        let fd = (f(&Tensor::from_vec(up, (n, c, h, w), &dev).unwrap())
+            - f(&Tensor::from_vec(down, (n, c, h, w), &dev).unwrap()))
+            / (2.0 * eps as f64);
+        assert!(
+            (fd - grad[i] as f64).abs() < 2e-3,
+            "element {i}: finite difference {fd}, gradient {}",
+            grad[i]
+        );
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors_not_panics() {
+    let dev = Device::Cpu;
+    let x = Tensor::zeros((1, 3, 4, 4), DType::F32, &dev).unwrap();
+    let w = Tensor::zeros((2, 4, 3, 3), DType::F32, &dev).unwrap();
+    let e = conv2d(&x, &w, None, ConvParams::default(), false).unwrap_err().to_string();
+    assert!(e.contains("channels"), "{e}");
+    let w = Tensor::zeros((2, 3, 5, 5), DType::F32, &dev).unwrap();
+    let e = conv2d(&x, &w, None, ConvParams::default(), false).unwrap_err().to_string();
+    assert!(e.contains("smaller than"), "{e}");
+    let w = Tensor::zeros((2, 3, 3, 3), DType::F32, &dev).unwrap();
+    let e = conv2d(&x, &w, None, p(0, 0, 1, 1), false).unwrap_err().to_string();
+    assert!(e.contains("stride"), "{e}");
+    let x3 = Tensor::zeros((3, 4, 4), DType::F32, &dev).unwrap();
+    assert!(conv2d(&x3, &w, None, ConvParams::default(), false).is_err());
+}
+
+/// Random BatchNorm statistics and affine parameters, as plain tensors (a checkpoint).
+fn conv_bn_tensors(c: usize, o: usize, k: usize, dev: &Device) -> std::collections::HashMap<String, Tensor> {
+    let mut t = std::collections::HashMap::new();
+    t.insert("conv.weight".into(), Tensor::randn(0f32, 0.3, (o, c, k, k), dev).unwrap());
+    t.insert("bn.weight".into(), Tensor::randn(1f32, 0.3, o, dev).unwrap());
+    t.insert("bn.bias".into(), Tensor::randn(0f32, 0.5, o, dev).unwrap());
+    t.insert("bn.running_mean".into(), Tensor::randn(0f32, 0.5, o, dev).unwrap());
+    t.insert("bn.running_var".into(), Tensor::rand(0.2f32, 2.0, o, dev).unwrap());
+    t
+}
+
+#[test]
+fn folded_batch_norm_equals_unfolded() {
+    let dev = Device::Cpu;
+    for (c, o, k, stride, pad) in [(3, 8, 3, 1, 1), (8, 16, 1, 2, 0), (4, 6, 7, 2, 3)] {
+        let vb = VarBuilder::from_tensors(conv_bn_tensors(c, o, k, &dev), DType::F32, &dev);
+        let folded = layers::ConvBn::load(vb.pp("conv"), vb.pp("bn"), c, o, k, stride, pad).unwrap();
+        assert!(folded.is_folded(), "plain tensors fold");
+        let conv = layers::conv2d(vb.pp("conv"), c, o, k, stride, pad, false).unwrap();
+        let unfolded = layers::ConvBn::unfolded(conv.clone(), layers::batch_norm(vb.pp("bn"), o).unwrap());
+        let x = Tensor::randn(0f32, 1., (2, c, 13, 14), &dev).unwrap();
+        assert_close("folded conv-bn", &folded.forward(&x).unwrap(), &unfolded.forward(&x).unwrap(), 1e-5);
+        assert_close(
+            "folded conv-bn-relu",
+            &folded.forward_relu(&x).unwrap(),
+            &unfolded.forward_relu(&x).unwrap(),
+            1e-5,
+        );
+        // and the unfolded layer equals candle's own conv + BatchNorm
+        let bn = layers::batch_norm(vb.pp("bn"), o).unwrap();
+        let candle_ref =
+            candle_nn::ModuleT::forward_t(&bn, &candle_core::Module::forward(&conv, &x).unwrap(), false)
+                .unwrap();
+        assert_close("unfolded vs candle", &unfolded.forward(&x).unwrap(), &candle_ref, 1e-5);
+    }
+}
+
+#[test]
+fn trainable_layers_are_not_folded_and_get_gradients() {
+    let dev = Device::Cpu;
+    let varmap = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+    let layer = layers::ConvBn::load(vb.pp("conv"), vb.pp("bn"), 3, 4, 3, 1, 1).unwrap();
+    assert!(!layer.is_folded());
+    let x = Tensor::randn(0f32, 1., (1, 3, 6, 6), &dev).unwrap();
+    let g = layer.forward_relu(&x).unwrap().sum_all().unwrap().backward().unwrap();
+    let w = layer.conv().weight();
+    let dw = g.get(w).expect("weight gradient");
+    assert!(max_abs(dw) > 0.0);
+    let (gamma, beta) = layer.batch_norm().weight_and_bias().unwrap();
+    assert!(g.get(gamma).is_some() && g.get(beta).is_some());
+}
+
+#[test]
+fn transposed_conv_k_equals_stride_matches_candle() {
+    let dev = Device::Cpu;
+    for (c, o, k, h, w) in [(6, 3, 2, 5, 7), (4, 4, 3, 3, 2)] {
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let up = layers::conv_transpose2d(vb.pp("up"), c, o, k, k).unwrap();
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, c, h, w), &dev).unwrap()).unwrap();
+        let fast = layers::conv_transpose2d_fwd(&up, x.as_tensor()).unwrap();
+        let want = candle_core::Module::forward(&up, x.as_tensor()).unwrap();
+        assert_close("conv transpose forward", &fast, &want, 1e-5);
+        let r = Tensor::randn(0f32, 1., want.shape(), &dev).unwrap();
+        let ga = (fast * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let ge = (want * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let weight = up.weight();
+        for (name, t) in [("input", x.as_tensor()), ("weight", weight)] {
+            assert_close(
+                &format!("conv transpose {name} gradient"),
+                ga.get(t).unwrap(),
+                ge.get(t).unwrap(),
+                1e-4,
+            );
+        }
+    }
+}
