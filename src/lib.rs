@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod report;
+pub mod train;
 pub mod xai;
