@@ -314,3 +314,19 @@ fn cli_bad_input_exits_2_with_one_line() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Manual check (needs ../shared/data): the shipped CT model on the 48 COVID-SemiSeg test slices, scored
+/// at each slice's own resolution. `cargo test --release --test train -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn shipped_ct_model_on_the_semiseg_test_split() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = root.join("../shared/data/ct_covid_semiseg_infnet");
+    let ds = radlens::io::dataset::open_dataset(&data, &Default::default()).unwrap();
+    let test = ds.split(radlens::io::dataset::Split::Test, 0);
+    assert_eq!(test.len(), 48);
+    let s = radlens::train::score_model_folder(&root.join("weights/ct-infection-unet/model.toml"), &test, &Device::Cpu)
+        .unwrap();
+    println!("test Dice {:.4} precision {:.4} recall {:.4} ({} images)", s.dice, s.precision, s.recall, s.images);
+    assert!(s.dice > 0.5, "test Dice {}", s.dice);
+}
