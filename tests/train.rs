@@ -328,5 +328,5 @@ fn shipped_ct_model_on_the_semiseg_test_split() {
     let s = radlens::train::score_model_folder(&root.join("weights/ct-infection-unet/model.toml"), &test, &Device::Cpu)
         .unwrap();
     println!("test Dice {:.4} precision {:.4} recall {:.4} ({} images)", s.dice, s.precision, s.recall, s.images);
-    assert!(s.dice > 0.5, "test Dice {}", s.dice);
+    assert!(s.dice >= 0.60, "test Dice {}", s.dice);
 }
