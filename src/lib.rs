@@ -15,5 +15,6 @@ pub mod pipeline;
 pub mod render;
 pub mod report;
 pub mod session;
+pub mod train;
 pub mod ui;
 pub mod xai;

@@ -15,6 +15,7 @@ mod info;
 mod metrics;
 mod predict;
 pub mod view;
+mod train;
 
 use std::io::Write;
 
@@ -61,6 +62,8 @@ pub enum Command {
     View(view::ViewArgs),
     /// Print a summary of the embedded demo study (images, masks, overlap).
     Demo,
+    /// Train a segmentation model on a dataset folder; writes a model folder --model accepts.
+    Train(train::TrainArgs),
 }
 
 /// Why a subcommand failed; decides the exit code.
@@ -112,6 +115,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Eval(a)) => eval::run(&a, &mut out),
         Some(Command::Bench(a)) => bench::run(&a, &mut out),
         Some(Command::Annotate(a)) => annotate::run(&a, &mut out),
+        Some(Command::Train(a)) => train::run(&a, &mut out),
     };
     let _ = out.flush();
     match result {

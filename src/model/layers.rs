@@ -35,6 +35,10 @@ pub fn batch_norm(vb: VarBuilder, c: usize) -> Result<BatchNorm> {
 /// `t = β − mean·s` computed first (two passes over `x` instead of candle's four; γ and β still receive
 /// their gradients when they are `Var`s).
 pub fn bn(bn: &BatchNorm, x: &Tensor) -> Result<Tensor> {
+    if super::train_mode::is_training() {
+        // Batch statistics; running statistics updated with momentum 0.1 (see model::train_mode).
+        return candle_nn::ModuleT::forward_t(bn, x, true);
+    }
     if x.rank() != 4 {
         return candle_nn::ModuleT::forward_t(bn, x, false);
     }

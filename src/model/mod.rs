@@ -15,6 +15,7 @@ pub mod densenet;
 pub mod layers;
 mod loaded;
 pub mod registry;
+pub mod train_mode;
 
 pub use loaded::{load_model, probabilities_to_labels, LoadedModel, PREDICT_BATCH};
 pub mod manifest;

@@ -2,6 +2,7 @@
 //! for eval.
 
 pub mod csv;
+pub mod curves;
 pub mod figure;
 pub mod overlay;
 pub mod plots;
