@@ -10,4 +10,6 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod report;
+pub mod session;
+pub mod ui;
 pub mod xai;

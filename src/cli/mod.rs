@@ -10,6 +10,7 @@ mod export;
 mod info;
 mod metrics;
 mod predict;
+mod study;
 
 use std::io::Write;
 
@@ -46,6 +47,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Benchmarks (timings are printed, never asserted).
     Bench(bench::BenchArgs),
+    /// User studies: validate, prepare, run (participant window), export and summarise results.
+    Study(study::StudyArgs),
 }
 
 /// Why a subcommand failed; decides the exit code.
@@ -92,6 +95,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Predict(a)) => predict::run(&a, &mut out),
         Some(Command::Explain(a)) => explain::run(&a, &mut out),
         Some(Command::Bench(a)) => bench::run(&a, &mut out),
+        Some(Command::Study(a)) => study::run(&a, &mut out),
     };
     let _ = out.flush();
     match result {
