@@ -16,6 +16,7 @@ mod metrics;
 mod predict;
 pub mod view;
 mod train;
+mod study;
 
 use std::io::Write;
 
@@ -64,6 +65,8 @@ pub enum Command {
     Demo,
     /// Train a segmentation model on a dataset folder; writes a model folder --model accepts.
     Train(train::TrainArgs),
+    /// User studies: validate, prepare, run (participant window), export and summarise results.
+    Study(study::StudyArgs),
 }
 
 /// Why a subcommand failed; decides the exit code.
@@ -116,6 +119,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Bench(a)) => bench::run(&a, &mut out),
         Some(Command::Annotate(a)) => annotate::run(&a, &mut out),
         Some(Command::Train(a)) => train::run(&a, &mut out),
+        Some(Command::Study(a)) => study::run(&a, &mut out),
     };
     let _ = out.flush();
     match result {

@@ -9,6 +9,7 @@ pub mod file_browser;
 pub mod grid;
 pub mod metrics;
 pub mod series_picker;
+pub mod study;
 pub mod viewer;
 
 use std::path::PathBuf;
