@@ -479,10 +479,14 @@ fn eval_with_nothing_scorable_or_bad_flags_exits_2() {
     // A method that fails on the architecture loses its columns; the images still count.
     let good = dir.path().join("good");
     let n = make_dataset(&good, 2);
+    // LRP is refused on ConvNeXt: the method fails on every image it is asked for, the images still count.
+    let convnext = fixtures().join("convnext_tiny_narrow");
     let o = radlens(&[
         "eval",
         "--model",
-        model.to_str().unwrap(),
+        convnext.to_str().unwrap(),
+        "--class",
+        "c0",
         "--data",
         good.to_str().unwrap(),
         "--split",
@@ -498,7 +502,7 @@ fn eval_with_nothing_scorable_or_bad_flags_exits_2() {
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["scored"], n);
-    assert_eq!(s["models"]["unet"]["methods"]["lrp"]["images"], 0);
+    assert_eq!(s["models"]["convnext_tiny_narrow"]["methods"]["lrp"]["images"], 0);
     assert_eq!(s["method_errors"].as_array().unwrap().len(), n - 1);
     for bad in [&["--methods", "nosuch"][..], &["--threshold", "2"], &["--split", "dev"]] {
         let o = run(bad);

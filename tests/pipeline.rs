@@ -30,7 +30,9 @@ fn manifests() -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(fixtures().join("models")).unwrap() {
         let dir = entry.unwrap().path();
-        for sub in [dir.clone()].into_iter().chain(std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path())) {
+        for sub in
+            [dir.clone()].into_iter().chain(std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()))
+        {
             if sub.join("model.toml").is_file() {
                 out.push(sub.join("model.toml"));
             }
@@ -48,7 +50,8 @@ fn every_fixture_model_loads_from_its_manifest_and_matches_torch() {
     assert!(all.len() >= 10, "expected the parity fixtures, found {}", all.len());
     for manifest in all {
         let dir = manifest.parent().unwrap();
-        let model = load_model(&manifest, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+        let model =
+            load_model(&manifest, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
         let (x, shape) = read_npy_f32(&dir.join("input.npy")).unwrap();
         let (want, _) = read_npy_f32(&dir.join("output.npy")).unwrap();
         let x = Tensor::from_vec(x, shape, &Device::Cpu).unwrap();
@@ -66,7 +69,14 @@ fn predict_writes_probabilities_masks_and_label_maps_on_the_study_grid() {
     let image = fixtures().join("raster/cxr_covid_01902.png");
     let model = model_dir("smp_unet_resnet18");
     let npy = dir.path().join("p.npy");
-    let o = radlens(&["predict", "--model", model.to_str().unwrap(), image.to_str().unwrap(), "--out", npy.to_str().unwrap()]);
+    let o = radlens(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--out",
+        npy.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (probs, shape) = read_npy_f32(&npy).unwrap();
     assert_eq!(shape, vec![2, 256, 256], "two classes on the 256 × 256 study grid");
@@ -79,15 +89,30 @@ fn predict_writes_probabilities_masks_and_label_maps_on_the_study_grid() {
     assert_eq!(lib[0], probs);
 
     let png = dir.path().join("mask.png");
-    let o = radlens(&["predict", "--model", model.to_str().unwrap(), image.to_str().unwrap(), "--out", png.to_str().unwrap()]);
+    let o = radlens(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mask = radlens::io::load_mask(&png).unwrap();
     assert_eq!(mask.dims(), [1, 256, 256]);
-    let expected_fg = radlens::model::probabilities_to_labels(&probs, 2, 0.5).iter().filter(|&&l| l > 0).count();
+    let expected_fg =
+        radlens::model::probabilities_to_labels(&probs, 2, 0.5).iter().filter(|&&l| l > 0).count();
     assert_eq!(mask.count(radlens::imaging::LabelSelector::Any), expected_fg);
 
     let nii = dir.path().join("labels.nii.gz");
-    let o = radlens(&["predict", "--model", model.to_str().unwrap(), image.to_str().unwrap(), "--out", nii.to_str().unwrap()]);
+    let o = radlens(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--out",
+        nii.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let labels = radlens::io::nifti::load_nifti_labels(&nii).unwrap();
     assert_eq!(labels.dims(), [1, 256, 256]);
@@ -101,7 +126,13 @@ fn predict_all_slices_of_a_volume() {
     let npy = dir.path().join("p.npy");
     let model = model_dir("unet");
     let o = radlens(&[
-        "predict", "--model", model.to_str().unwrap(), study.to_str().unwrap(), "--all-slices", "--out", npy.to_str().unwrap(),
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        study.to_str().unwrap(),
+        "--all-slices",
+        "--out",
+        npy.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (_, shape) = read_npy_f32(&npy).unwrap();
@@ -121,10 +152,18 @@ fn predict_classifier_prints_probabilities_in_manifest_order() {
     let image = fixtures().join("raster/cxr_covid_01903.png");
     let model = model_dir("resnet50_cls");
     let npy = dir.path().join("p.npy");
-    let o = radlens(&["predict", "--model", model.to_str().unwrap(), image.to_str().unwrap(), "--out", npy.to_str().unwrap()]);
+    let o = radlens(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--out",
+        npy.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
-    let keys: Vec<usize> = ["effusion", "nodule", "pneumothorax"].iter().map(|k| text.find(k).expect(k)).collect();
+    let keys: Vec<usize> =
+        ["effusion", "nodule", "pneumothorax"].iter().map(|k| text.find(k).expect(k)).collect();
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "order: {text}");
     let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
     let (probs, shape) = read_npy_f32(&npy).unwrap();
@@ -150,7 +189,12 @@ fn a_checkpoint_for_another_architecture_is_one_line_exit_2() {
 }
 
 fn predict_job(model: &str, volume: Arc<radlens::imaging::Volume>, slices: Vec<usize>) -> Job {
-    Job::Predict(PredictJob { model: model_dir(model).join("model.toml"), device: DeviceChoice::Cpu, volume, slices })
+    Job::Predict(PredictJob {
+        model: model_dir(model).join("model.toml"),
+        device: DeviceChoice::Cpu,
+        volume,
+        slices,
+    })
 }
 
 fn wait_terminal(worker: &mut Worker) -> Vec<Event> {
@@ -167,7 +211,9 @@ fn wait_terminal(worker: &mut Worker) -> Vec<Event> {
 
 #[test]
 fn worker_runs_jobs_reports_progress_and_survives_failures() {
-    let volume = Arc::new(load_study(&fixtures().join("nifti/lidc_crop_hu.nii.gz"), &LoadOptions::default()).unwrap().volume);
+    let volume = Arc::new(
+        load_study(&fixtures().join("nifti/lidc_crop_hu.nii.gz"), &LoadOptions::default()).unwrap().volume,
+    );
     let mut worker = Worker::spawn().unwrap();
     let bad = worker.submit(Job::Predict(PredictJob {
         model: PathBuf::from("/no/such/model.toml"),
@@ -200,9 +246,12 @@ fn worker_runs_jobs_reports_progress_and_survives_failures() {
 
 #[test]
 fn cancelled_jobs_end_cancelled_and_the_worker_goes_on() {
-    let volume = Arc::new(load_study(&fixtures().join("nifti/lidc_crop_hu.nii.gz"), &LoadOptions::default()).unwrap().volume);
+    let volume = Arc::new(
+        load_study(&fixtures().join("nifti/lidc_crop_hu.nii.gz"), &LoadOptions::default()).unwrap().volume,
+    );
     let mut worker = Worker::spawn().unwrap();
-    let first = worker.submit(predict_job("smp_unet_resnet50", volume.clone(), (0..volume.depth()).collect()));
+    let first =
+        worker.submit(predict_job("smp_unet_resnet50", volume.clone(), (0..volume.depth()).collect()));
     let second = worker.submit(predict_job("unet", volume.clone(), vec![0]));
     worker.cancel(first);
     let events = wait_terminal(&mut worker);
@@ -226,8 +275,9 @@ fn bench_model_prints_a_row() {
     let o = radlens(&["bench", "model", "--only", "densenet121 1x3", "--repeats", "1", "--no-torch"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = String::from_utf8_lossy(&o.stdout);
-    let row = s.lines().find(|l| l.starts_with("densenet121 1x3x224")).unwrap_or_else(|| panic!("{s}"));
-    let secs: f64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let row =
+        s.lines().find(|l| l.starts_with("forward densenet121 1x3x224")).unwrap_or_else(|| panic!("{s}"));
+    let secs: f64 = row.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert!(secs > 0.0);
     let o = radlens(&["bench", "model", "--only", "no-such-row"]);
     assert_eq!(o.status.code(), Some(2));

@@ -577,7 +577,7 @@ fn the_slice_slider_moves_every_linked_panel() {
     h.run();
     let before = h.state().grid.view(0).slice;
     assert_ne!(before, 0);
-    let rect = h.get_by_label("Slice").rect();
+    let rect = h.get_by_role_and_label(egui::accesskit::Role::Slider, "Slice").rect();
     // A press at the slider's left end picks the first slice, at its right end the last.
     let press = |h: &Harness<'_, ViewerApp>, pos: Pos2, pressed: bool| {
         h.event(egui::Event::PointerButton {

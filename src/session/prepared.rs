@@ -5,7 +5,6 @@
 //! this module knows nothing of models.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,6 @@
 //! tests between every two methods, and per-participant completion and time; plus plots.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;

@@ -540,17 +540,19 @@ impl StudyPanel {
         // Viewing tools: slices, zoom, window.
         ui.horizontal(|ui| {
             if pc.slices > 1 {
-                ui.label("Slice");
-                ui.add(egui::Slider::new(&mut self.slice, 0..=pc.slices - 1));
+                let l = ui.label("Slice");
+                ui.add(egui::Slider::new(&mut self.slice, 0..=pc.slices - 1)).labelled_by(l.id);
             }
-            ui.label("Zoom");
-            ui.add(egui::Slider::new(&mut self.zoom, 0.5..=4.0));
+            let l = ui.label("Zoom");
+            ui.add(egui::Slider::new(&mut self.zoom, 0.5..=4.0)).labelled_by(l.id);
             let mut wl = self.window.unwrap_or(pc.window);
-            ui.label("Window centre");
+            let l = ui.label("Window centre");
             let span = (pc.value_span.1 - pc.value_span.0).max(1.0);
-            let c = ui.add(egui::DragValue::new(&mut wl.center).speed(span / 200.0));
-            ui.label("width");
-            let w = ui.add(egui::DragValue::new(&mut wl.width).speed(span / 200.0).range(1.0..=span * 4.0));
+            let c = ui.add(egui::DragValue::new(&mut wl.center).speed(span / 200.0)).labelled_by(l.id);
+            let l = ui.label("width");
+            let w = ui
+                .add(egui::DragValue::new(&mut wl.width).speed(span / 200.0).range(1.0..=span * 4.0))
+                .labelled_by(l.id);
             if c.changed() || w.changed() {
                 self.window = Some(wl);
             }
@@ -639,8 +641,8 @@ impl StudyPanel {
                 });
             }
             if let Some(q) = &self.study.questions.free_text {
-                ui.label(q);
-                ui.add(egui::TextEdit::multiline(&mut self.comment).desired_rows(2));
+                let l = ui.label(q);
+                ui.add(egui::TextEdit::multiline(&mut self.comment).desired_rows(2)).labelled_by(l.id);
             }
         }
         let missing = self.missing_on_step(k, step);
@@ -695,7 +697,7 @@ impl StudyApp {
 
 impl eframe::App for StudyApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::CentralPanel::default().show_inside(ui, |ui| {
+        egui::CentralPanel::default().show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.panel.show(ui));
         });
         if self.panel.close_requested() {
