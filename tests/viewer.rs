@@ -598,3 +598,50 @@ fn the_slice_slider_moves_every_linked_panel() {
         assert_eq!((h.state().grid.view(0).slice, h.state().grid.view(1).slice), (want, want));
     }
 }
+
+#[test]
+fn a_prepared_user_study_runs_from_the_file_menu_without_method_names() {
+    use radlens::session::prepared::{MapCache, MapKey};
+    use radlens::session::study::Study;
+    let dir = tempfile::tempdir().unwrap();
+    let (h, w) = (20u32, 24u32);
+    let px: Vec<u8> = (0..h * w).map(|i| (i % 251) as u8).collect();
+    radlens::io::raster::write_png_u8(&dir.path().join("img0.png"), w, h, &px).unwrap();
+    let model = fixture_model("unet");
+    let toml = format!(
+        "title = \"Menu study\"\ninstructions = \"Rate the maps.\"\n\n[design]\nlayout = \"side-by-side\"\nseed = 3\n\n\
+[questions]\npreference = \"Which do you prefer?\"\n\n[[questions.likert]]\nid = \"matches\"\ntext = \"The region matches\"\n\n\
+[[cases]]\nid = \"c0\"\nstudy = \"img0.png\"\nmodel = \"{}\"\nmethods = [\"gradcam\", \"lime\"]\n",
+        model.display()
+    );
+    let path = dir.path().join("study.toml");
+    std::fs::write(&path, toml).unwrap();
+
+    let mut app = ViewerApp::new(app_options(None, false));
+    // Not prepared yet: a one-line error, the viewer goes on.
+    app.execute(Command::RunStudy(path.clone()));
+    assert!(app.study.is_none());
+    assert_eq!(app.errors.len(), 1, "{:?}", app.errors);
+    assert!(!app.errors[0].contains('\n'));
+    app.errors.clear();
+
+    let study = Study::load(&path).unwrap();
+    let mut cache = MapCache::open(&study.cache_dir()).unwrap();
+    for (mi, m) in study.cases[0].methods.iter().enumerate() {
+        let v: Vec<f32> = (0..h * w).map(|i| ((i as usize * (mi + 1)) % 97) as f32).collect();
+        cache.store(MapKey::new(&study, &study.cases[0], 0, m), &v, h as usize, w as usize).unwrap();
+    }
+    app.execute(Command::RunStudy(path));
+    assert!(app.study.is_some(), "{:?}", app.errors);
+    let mut hn = app_harness(app, Vec2::new(1100.0, 700.0));
+    hn.run();
+    assert!(hn.query_by_label("Leave the study").is_some());
+    // The study fills the window: the viewer's panels and every method name are gone.
+    for hidden in ["Grad-CAM", "LIME", "gradcam", "lime", "Panel 1"] {
+        assert!(hn.query_all_by_label_contains(hidden).next().is_none(), "{hidden} on screen");
+    }
+    hn.get_by_label("Leave the study").click();
+    hn.run();
+    assert!(hn.state().study.is_none());
+    assert!(hn.query_all_by_label_contains("Panel 1").next().is_some());
+}

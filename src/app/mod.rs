@@ -135,6 +135,8 @@ pub struct ViewerApp {
     export_method: Option<String>,
     /// The in-app file browser (the fallback when no native dialog answers), with what it picks for.
     pub browser: Option<FileBrowser>,
+    /// A user study run from the File menu: while it is open it fills the window (method names hidden).
+    pub study: Option<crate::ui::study::StudyPanel>,
 }
 
 impl ViewerApp {
@@ -202,6 +204,7 @@ impl ViewerApp {
             export_method: None,
             localization_cache: Default::default(),
             browser: None,
+            study: None,
         };
         if let Some(path) = app.options.open.clone() {
             let mask = app.options.mask.clone();
@@ -353,6 +356,15 @@ impl ViewerApp {
                 self.submit_explain(&method, z);
             }
             Command::ComputeVisible => self.compute_visible(),
+            Command::RunStudyDialog => {
+                if let Some(p) = self.pick(false, BrowsePurpose::OpenUserStudy) {
+                    self.execute(Command::RunStudy(p));
+                }
+            }
+            Command::RunStudy(p) => match open_study_panel(&p) {
+                Ok(panel) => self.study = Some(panel),
+                Err(e) => self.error(e),
+            },
             Command::CancelJobs => {
                 if let Some(w) = &mut self.worker {
                     w.cancel_all();
@@ -432,6 +444,7 @@ impl ViewerApp {
             BrowsePurpose::OpenMask => self.execute(Command::OpenMask(p)),
             BrowsePurpose::OpenHeatmap => self.execute(Command::OpenHeatmap(p)),
             BrowsePurpose::OpenModel => self.execute(Command::SelectModel(p.display().to_string())),
+            BrowsePurpose::OpenUserStudy => self.execute(Command::RunStudy(p)),
             BrowsePurpose::SaveFigure => self.export_figure(&p),
             BrowsePurpose::SaveHeatmap => self.export_heatmap(&p),
             BrowsePurpose::SaveMask => self.export_prediction(&p),
@@ -989,6 +1002,21 @@ impl ViewerApp {
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         self.poll_loading();
         self.poll_worker();
+        if let Some(panel) = &mut self.study {
+            // The participant sees only the study: no model or method names anywhere on screen. Every
+            // answer is already on disk, so leaving mid-study loses nothing (the study resumes).
+            let mut leave = false;
+            egui::Panel::top("study-bar").show(ui, |ui| {
+                leave = ui.button("Leave the study").clicked();
+            });
+            egui::CentralPanel::default().show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| panel.show(ui));
+            });
+            if leave {
+                self.study = None;
+            }
+            return;
+        }
         let mut cmds: Vec<Command> = Vec::new();
 
         // Drag and drop: the first dropped file or folder opens as a study.
@@ -1197,4 +1225,12 @@ pub fn run(options: AppOptions) -> Result<(), String> {
         }),
     )
     .map_err(|e| format!("cannot open the window: {e}"))
+}
+
+/// A prepared study's participant panel, as `radlens study run` opens it (results beside the study file).
+fn open_study_panel(path: &Path) -> Result<crate::ui::study::StudyPanel, String> {
+    let study = crate::session::study::Study::load(path).map_err(|e| e.to_string())?;
+    let prepared = crate::ui::study::PreparedStudy::load(&study).map_err(|e| e.to_string())?;
+    let dir = study.default_results_dir();
+    Ok(crate::ui::study::StudyPanel::new(study, prepared, dir))
 }

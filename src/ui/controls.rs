@@ -118,6 +118,10 @@ pub fn menu_bar(
             if ui.button("Load heatmap onto study…").clicked() {
                 cmds.push(Command::OpenHeatmapDialog);
             }
+            ui.separator();
+            if ui.button("Run a user study…").clicked() {
+                cmds.push(Command::RunStudyDialog);
+            }
         });
         ui.menu_button("Export", |ui| {
             if ui.button("Grid as PNG figure…").clicked() {

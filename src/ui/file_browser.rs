@@ -31,6 +31,8 @@ pub enum BrowsePurpose {
     OpenHeatmap,
     /// A model manifest (`model.toml` or any `.toml`).
     OpenModel,
+    /// A user-study file (`.toml`, see assets/studies/).
+    OpenUserStudy,
     /// Where to save the figure (.png).
     SaveFigure,
     /// Where to save a heatmap (.npy, .nii, .nii.gz).
@@ -47,6 +49,7 @@ impl BrowsePurpose {
             BrowsePurpose::OpenMask => "Open mask",
             BrowsePurpose::OpenHeatmap => "Open heatmap",
             BrowsePurpose::OpenModel => "Open model manifest",
+            BrowsePurpose::OpenUserStudy => "Run a user study",
             BrowsePurpose::SaveFigure => "Save figure",
             BrowsePurpose::SaveHeatmap => "Save heatmap",
             BrowsePurpose::SaveMask => "Save mask",
@@ -67,7 +70,7 @@ impl BrowsePurpose {
             }
             BrowsePurpose::OpenMask => RASTER_NIFTI,
             BrowsePurpose::OpenHeatmap => &[".npy", ".nii", ".nii.gz", ".png", ".bmp", ".tif", ".tiff"],
-            BrowsePurpose::OpenModel => &[".toml"],
+            BrowsePurpose::OpenModel | BrowsePurpose::OpenUserStudy => &[".toml"],
             BrowsePurpose::SaveFigure => &[".png"],
             BrowsePurpose::SaveHeatmap => &[".npy", ".nii", ".nii.gz"],
             BrowsePurpose::SaveMask => &[".png", ".nii", ".nii.gz"],

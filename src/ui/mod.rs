@@ -62,6 +62,9 @@ pub enum Command {
     },
     /// Export the predicted mask (PNG / NIfTI).
     ExportPredictionDialog,
+    /// Run a prepared user study (`radlens study prepare`) in this window: pick its file.
+    RunStudyDialog,
+    RunStudy(PathBuf),
 }
 
 /// A combo box with a label before it (and named by it for screen readers and tests).
