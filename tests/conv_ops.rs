@@ -7,6 +7,35 @@ use candle_nn::VarBuilder;
 use radlens::model::conv::{conv2d, reference_conv2d, ConvParams};
 use radlens::model::layers;
 
+/// Normal samples from a fixed per-test seed (each test runs on its own thread), so a failure can be
+/// reproduced; candle's `Tensor::randn` on the CPU cannot be seeded.
+fn randn<S: Into<candle_core::Shape>>(mean: f32, std: f32, shape: S, dev: &Device) -> candle_core::Result<Tensor> {
+    thread_local! {
+        static RNG: std::cell::RefCell<radlens::imaging::SplitMix64> =
+            std::cell::RefCell::new(radlens::imaging::SplitMix64::new(0x5eed));
+    }
+    let shape = shape.into();
+    let values: Vec<f32> = RNG.with(|rng| {
+        let mut rng = rng.borrow_mut();
+        (0..shape.elem_count())
+            .map(|_| {
+                // Box–Muller; 1 − u keeps the logarithm finite.
+                let (u, v) = (1.0 - rng.next_f64(), rng.next_f64());
+                mean + std * ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+            })
+            .collect()
+    });
+    Tensor::from_vec(values, shape, dev)
+}
+
+/// The reference output with the ReLU mask taken from `fast` (held constant): where a pre-activation is
+/// within rounding of zero the two implementations may legitimately disagree on the mask, which would
+/// move a whole upstream gradient value; with a shared mask the gradients must agree everywhere.
+fn relu_with_mask_of(pre: &Tensor, fast: &Tensor) -> Tensor {
+    let mask = fast.detach().gt(0f32).unwrap().to_dtype(DType::F32).unwrap();
+    (pre * mask).unwrap()
+}
+
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
@@ -61,18 +90,24 @@ fn cases() -> Vec<Case> {
 fn forward_and_gradients_equal_candle() {
     let dev = Device::Cpu;
     for (i, &(n, c, co, h, w, kh, kw, params, with_bias)) in cases().iter().enumerate() {
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (n, c, h, w), &dev).unwrap()).unwrap();
-        let wt = Tensor::randn(0f32, 0.3, (co, c / params.groups, kh, kw), &dev).unwrap();
+        let x = Var::from_tensor(&randn(0f32, 1., (n, c, h, w), &dev).unwrap()).unwrap();
+        let wt = randn(0f32, 0.3, (co, c / params.groups, kh, kw), &dev).unwrap();
         let wt = Var::from_tensor(&wt).unwrap();
-        let b = Var::from_tensor(&Tensor::randn(0f32, 1., co, &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&randn(0f32, 1., co, &dev).unwrap()).unwrap();
         let bias = with_bias.then(|| b.as_tensor());
         for relu in [false, true] {
             let what = format!("case {i} {:?} relu {relu}", (n, c, co, h, w, kh, kw, params));
             let fast = conv2d(x.as_tensor(), wt.as_tensor(), bias, params, relu).unwrap();
             let want = reference_conv2d(x.as_tensor(), wt.as_tensor(), bias, params, relu).unwrap();
             assert_close(&format!("{what} forward"), &fast, &want, 1e-5);
+            let want = if relu {
+                let pre = reference_conv2d(x.as_tensor(), wt.as_tensor(), bias, params, false).unwrap();
+                relu_with_mask_of(&pre, &fast)
+            } else {
+                want
+            };
             // A random linear functional of the output: its gradients are conv's adjoints applied to r.
-            let r = Tensor::randn(0f32, 1., want.shape(), &dev).unwrap();
+            let r = randn(0f32, 1., want.shape(), &dev).unwrap();
             let g_fast = (fast * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let g_want = (want * &r).unwrap().sum_all().unwrap().backward().unwrap();
             for (name, t) in [("input", x.as_tensor()), ("weight", wt.as_tensor()), ("bias", b.as_tensor())] {
@@ -93,9 +128,9 @@ fn forward_and_gradients_equal_candle() {
 #[test]
 fn fused_constant_bias_and_relu_gradient() {
     let dev = Device::Cpu;
-    let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 5, 12, 11), &dev).unwrap()).unwrap();
-    let w = Tensor::randn(0f32, 0.3, (7, 5, 3, 3), &dev).unwrap();
-    let b = Tensor::randn(0f32, 1., 7, &dev).unwrap();
+    let x = Var::from_tensor(&randn(0f32, 1., (2, 5, 12, 11), &dev).unwrap()).unwrap();
+    let w = randn(0f32, 0.3, (7, 5, 3, 3), &dev).unwrap();
+    let b = randn(0f32, 1., 7, &dev).unwrap();
     let params = p(2, 1, 1, 1);
     let fast = conv2d(x.as_tensor(), &w, Some(&b), params, true).unwrap();
     let want = reference_conv2d(x.as_tensor(), &w, Some(&b), params, true).unwrap();
@@ -105,7 +140,8 @@ fn fused_constant_bias_and_relu_gradient() {
     let negatives =
         pre.lt(0f32).unwrap().to_dtype(DType::F32).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(negatives > 10.0);
-    let r = Tensor::randn(0f32, 1., want.shape(), &dev).unwrap();
+    let want = relu_with_mask_of(&pre, &fast);
+    let r = randn(0f32, 1., want.shape(), &dev).unwrap();
     let ga = (fast * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let ge = (want * &r).unwrap().sum_all().unwrap().backward().unwrap();
     assert_close(
@@ -126,9 +162,9 @@ fn input_gradient_matches_finite_differences() {
     let (n, c, h, w) = (1, 2, 5, 6);
     let xs: Vec<f32> = (0..n * c * h * w).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
     let x = Tensor::from_vec(xs.clone(), (n, c, h, w), &dev).unwrap();
-    let wt = Tensor::randn(0f32, 0.5, (3, c, 3, 3), &dev).unwrap();
+    let wt = randn(0f32, 0.5, (3, c, 3, 3), &dev).unwrap();
     let params = p(2, 1, 1, 1);
-    let r = Tensor::randn(0f32, 1., (1, 3, 3, 3), &dev).unwrap();
+    let r = randn(0f32, 1., (1, 3, 3, 3), &dev).unwrap();
     let f = |x: &Tensor| -> f64 {
         (conv2d(x, &wt, None, params, false).unwrap() * &r)
             .unwrap()
@@ -182,10 +218,10 @@ fn bad_shapes_are_errors_not_panics() {
 /// Random BatchNorm statistics and affine parameters, as plain tensors (a checkpoint).
 fn conv_bn_tensors(c: usize, o: usize, k: usize, dev: &Device) -> std::collections::HashMap<String, Tensor> {
     let mut t = std::collections::HashMap::new();
-    t.insert("conv.weight".into(), Tensor::randn(0f32, 0.3, (o, c, k, k), dev).unwrap());
-    t.insert("bn.weight".into(), Tensor::randn(1f32, 0.3, o, dev).unwrap());
-    t.insert("bn.bias".into(), Tensor::randn(0f32, 0.5, o, dev).unwrap());
-    t.insert("bn.running_mean".into(), Tensor::randn(0f32, 0.5, o, dev).unwrap());
+    t.insert("conv.weight".into(), randn(0f32, 0.3, (o, c, k, k), dev).unwrap());
+    t.insert("bn.weight".into(), randn(1f32, 0.3, o, dev).unwrap());
+    t.insert("bn.bias".into(), randn(0f32, 0.5, o, dev).unwrap());
+    t.insert("bn.running_mean".into(), randn(0f32, 0.5, o, dev).unwrap());
     t.insert("bn.running_var".into(), Tensor::rand(0.2f32, 2.0, o, dev).unwrap());
     t
 }
@@ -199,7 +235,7 @@ fn folded_batch_norm_equals_unfolded() {
         assert!(folded.is_folded(), "plain tensors fold");
         let conv = layers::conv2d(vb.pp("conv"), c, o, k, stride, pad, false).unwrap();
         let unfolded = layers::ConvBn::unfolded(conv.clone(), layers::batch_norm(vb.pp("bn"), o).unwrap());
-        let x = Tensor::randn(0f32, 1., (2, c, 13, 14), &dev).unwrap();
+        let x = randn(0f32, 1., (2, c, 13, 14), &dev).unwrap();
         assert_close("folded conv-bn", &folded.forward(&x).unwrap(), &unfolded.forward(&x).unwrap(), 1e-5);
         assert_close(
             "folded conv-bn-relu",
@@ -223,7 +259,7 @@ fn trainable_layers_are_not_folded_and_get_gradients() {
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
     let layer = layers::ConvBn::load(vb.pp("conv"), vb.pp("bn"), 3, 4, 3, 1, 1).unwrap();
     assert!(!layer.is_folded());
-    let x = Tensor::randn(0f32, 1., (1, 3, 6, 6), &dev).unwrap();
+    let x = randn(0f32, 1., (1, 3, 6, 6), &dev).unwrap();
     let g = layer.forward_relu(&x).unwrap().sum_all().unwrap().backward().unwrap();
     let w = layer.conv().weight();
     let dw = g.get(w).expect("weight gradient");
@@ -239,11 +275,11 @@ fn transposed_conv_k_equals_stride_matches_candle() {
         let varmap = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
         let up = layers::conv_transpose2d(vb.pp("up"), c, o, k, k).unwrap();
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, c, h, w), &dev).unwrap()).unwrap();
+        let x = Var::from_tensor(&randn(0f32, 1., (2, c, h, w), &dev).unwrap()).unwrap();
         let fast = layers::conv_transpose2d_fwd(&up, x.as_tensor()).unwrap();
         let want = candle_core::Module::forward(&up, x.as_tensor()).unwrap();
         assert_close("conv transpose forward", &fast, &want, 1e-5);
-        let r = Tensor::randn(0f32, 1., want.shape(), &dev).unwrap();
+        let r = randn(0f32, 1., want.shape(), &dev).unwrap();
         let ga = (fast * &r).unwrap().sum_all().unwrap().backward().unwrap();
         let ge = (want * &r).unwrap().sum_all().unwrap().backward().unwrap();
         let weight = up.weight();
@@ -315,11 +351,11 @@ fn max_pool_matches_brute_force_with_ties() {
 #[test]
 fn nearest_upsampling_and_its_gradient() {
     let dev = Device::Cpu;
-    let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, 4, 5), &dev).unwrap()).unwrap();
+    let x = Var::from_tensor(&randn(0f32, 1., (2, 3, 4, 5), &dev).unwrap()).unwrap();
     let y = layers::resize_nearest(x.as_tensor(), 8, 10).unwrap();
     let want = x.as_tensor().upsample_nearest2d(8, 10).unwrap();
     assert_eq!(max_abs_diff(&y, &want), 0.0);
-    let r = Tensor::randn(0f32, 1., (2, 3, 8, 10), &dev).unwrap();
+    let r = randn(0f32, 1., (2, 3, 8, 10), &dev).unwrap();
     let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let block_sums = r.reshape((2, 3, 4, 2, 5, 2)).unwrap().sum(5).unwrap().sum(3).unwrap();
     assert_close("nearest upsampling gradient", g.get(x.as_tensor()).unwrap(), &block_sums, 1e-6);

@@ -7,15 +7,7 @@ use plotters::prelude::*;
 
 use crate::train::EpochLog;
 
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-
-/// Registers the embedded DejaVu Sans as plotters' "sans-serif" (once).
-pub fn register_embedded_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
-}
+pub use super::register_embedded_font;
 
 /// Writes the loss and Dice curves of `log` to `path` (900 × 360 PNG).
 pub fn write_curves(path: &Path, log: &[EpochLog]) -> Result<(), String> {

@@ -17,7 +17,6 @@
 //! [`figure_layout`] returns where everything went, for callers (and tests) that need to find a cell.
 
 use std::path::Path;
-use std::sync::Once;
 
 use image::{imageops, Rgb, RgbImage};
 use plotters::prelude::*;
@@ -40,7 +39,7 @@ pub const LEGEND_HEIGHT: u32 = 30;
 /// The largest figure accepted (pixels), so a bad spec cannot ask for gigabytes.
 pub const MAX_FIGURE_PIXELS: u64 = 12_000 * 12_000;
 
-const FONT: &str = "radlens-dejavu-sans";
+const FONT: &str = "sans-serif";
 const FONT_SIZE: f64 = 15.0;
 const SMALL_FONT_SIZE: f64 = 12.0;
 const BACKGROUND: [u8; 3] = [255, 255, 255];
@@ -182,21 +181,8 @@ pub enum FigureError {
     Write(#[from] LoadError),
 }
 
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The bytes are the embedded font; failing to parse them is a build defect the text drawing will
-        // report as FigureError::Text, so the result can be ignored here.
-        let _ = plotters::style::register_font(
-            FONT,
-            FontStyle::Normal,
-            include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
-        );
-    });
-}
-
 fn text_width(text: &str, size: f64) -> u32 {
-    register_font();
+    super::register_embedded_font();
     (FONT, size).into_font().box_size(text).map(|(w, _)| w).unwrap_or(text.chars().count() as u32 * 8)
 }
 
@@ -556,7 +542,7 @@ fn draw_labels(img: &mut RgbImage, labels: &[Label]) -> Result<(), FigureError> 
     if labels.is_empty() {
         return Ok(());
     }
-    register_font();
+    super::register_embedded_font();
     let (w, h) = img.dimensions();
     let buf: &mut [u8] = img;
     let root = BitMapBackend::with_buffer(buf, (w, h)).into_drawing_area();

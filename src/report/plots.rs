@@ -3,29 +3,18 @@
 //! the same on every machine. PNGs are written atomically with [`crate::io::raster::write_png_rgb`].
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
 
 use crate::io::raster::write_png_rgb;
 
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (900, 560);
-
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The font is embedded and known good; should registering fail anyway, text is left out
-        // rather than failing the plot.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
-}
 
 fn draw(
     path: &Path,
     draw_into: impl FnOnce(DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
 ) -> Result<(), String> {
-    register_font();
+    super::register_embedded_font();
     let (w, h) = SIZE;
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {

@@ -386,20 +386,8 @@ pub fn write_tables(s: &Summary, out: &mut dyn std::io::Write) -> std::io::Resul
 
 mod plots {
     use plotters::prelude::*;
-    use plotters::style::FontStyle;
 
     use super::Summary;
-
-    static FONT: std::sync::Once = std::sync::Once::new();
-
-    fn register() {
-        FONT.call_once(|| {
-            let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-            // A failure leaves plots without text (the bars are still drawn); it cannot happen with the
-            // embedded font.
-            let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
-        });
-    }
 
     const W: u32 = 800;
     const H: u32 = 480;
@@ -422,7 +410,7 @@ mod plots {
 
     /// Mean ± sd per Likert item, one bar per method. RGB bytes (W × H).
     pub fn likert(s: &Summary) -> Result<Vec<u8>, String> {
-        register();
+        crate::report::register_embedded_font();
         let mut buf = vec![255u8; (W * H * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
@@ -502,7 +490,7 @@ mod plots {
 
     /// Preference share with its 95% Wilson interval per method. RGB bytes (W × H).
     pub fn preference(s: &Summary) -> Result<Vec<u8>, String> {
-        register();
+        crate::report::register_embedded_font();
         let mut buf = vec![255u8; (W * H * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
