@@ -96,7 +96,8 @@ fn info_table_is_human_readable() {
 fn export_npy_round_trips_the_volume() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ct.npy");
-    let o = radlens(&["export", fixture("dicom/CT_small.dcm").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o =
+        radlens(&["export", fixture("dicom/CT_small.dcm").to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (data, shape) = radlens::io::npy::read_npy_f32(&out).unwrap();
     assert_eq!(shape, vec![1, 128, 128]);
@@ -140,7 +141,14 @@ fn metrics_json_known_answer() {
     write_grey_png(&gt, 10, 10, |x, y| if (2..6).contains(&x) && (2..6).contains(&y) { 255 } else { 0 });
     write_grey_png(&pred, 10, 10, |x, y| if (4..8).contains(&x) && (2..6).contains(&y) { 255 } else { 0 });
     let v = json(&radlens(&[
-        "metrics", "--pred", pred.to_str().unwrap(), "--gt", gt.to_str().unwrap(), "--json", "--spacing", "1,0.5,0.5",
+        "metrics",
+        "--pred",
+        pred.to_str().unwrap(),
+        "--gt",
+        gt.to_str().unwrap(),
+        "--json",
+        "--spacing",
+        "1,0.5,0.5",
     ]));
     let close = |k: &str, want: f64| {
         let got = v[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {v}"));
@@ -165,7 +173,14 @@ fn metrics_on_an_empty_prediction_reports_undefined_distances() {
     let pred = dir.path().join("pred.png");
     write_grey_png(&gt, 6, 6, |x, _| if x < 2 { 255 } else { 0 });
     write_grey_png(&pred, 6, 6, |_, _| 0);
-    let v = json(&radlens(&["metrics", "--pred", pred.to_str().unwrap(), "--gt", gt.to_str().unwrap(), "--json"]));
+    let v = json(&radlens(&[
+        "metrics",
+        "--pred",
+        pred.to_str().unwrap(),
+        "--gt",
+        gt.to_str().unwrap(),
+        "--json",
+    ]));
     assert_eq!(v["dice"], 0.0);
     assert!(v["hd_mm"].is_null() && v["hd95_mm"].is_null() && v["assd_mm"].is_null(), "{v}");
     assert_eq!(v["spacing_assumed"], true);

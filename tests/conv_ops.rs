@@ -9,7 +9,12 @@ use radlens::model::layers;
 
 /// Normal samples from a fixed per-test seed (each test runs on its own thread), so a failure can be
 /// reproduced; candle's `Tensor::randn` on the CPU cannot be seeded.
-fn randn<S: Into<candle_core::Shape>>(mean: f32, std: f32, shape: S, dev: &Device) -> candle_core::Result<Tensor> {
+fn randn<S: Into<candle_core::Shape>>(
+    mean: f32,
+    std: f32,
+    shape: S,
+    dev: &Device,
+) -> candle_core::Result<Tensor> {
     thread_local! {
         static RNG: std::cell::RefCell<radlens::imaging::SplitMix64> =
             std::cell::RefCell::new(radlens::imaging::SplitMix64::new(0x5eed));

@@ -10,7 +10,9 @@ use dicom::dictionary_std::tags;
 use dicom::object::open_file;
 use radlens::imaging::{Modality, Unit, WindowLevel};
 use radlens::io::dicom::load_dicom_file;
-use radlens::io::series::{load_series_folder, order_slices, scan_folder, spacing_from_positions, OrderBasis, SliceKey};
+use radlens::io::series::{
+    load_series_folder, order_slices, scan_folder, spacing_from_positions, OrderBasis, SliceKey,
+};
 use radlens::io::{load_study, LoadError, LoadOptions, Study};
 
 fn fixtures() -> PathBuf {
@@ -162,7 +164,10 @@ fn pydicom_parity_external() {
     let path = std::env::var("RADLENS_PARITY_JSON").expect("set RADLENS_PARITY_JSON");
     for (name, r) in &load_reference(Path::new(&path)) {
         if let Some(e) = &r.error {
-            println!("{name}: pydicom failed ({e}); radlens: {:?}", load_study(Path::new(name), &LoadOptions::default()).err().map(|e| e.to_string()));
+            println!(
+                "{name}: pydicom failed ({e}); radlens: {:?}",
+                load_study(Path::new(name), &LoadOptions::default()).err().map(|e| e.to_string())
+            );
             continue;
         }
         let t = std::time::Instant::now();
@@ -181,7 +186,14 @@ fn lidc_folder_loads_80_slices_in_z_order() {
     let study = load_series_folder(&dir, &LoadOptions::default()).unwrap();
     let elapsed = t.elapsed();
     let v = &study.volume;
-    println!("LIDC: {:?} spacing {:?} unit {:?} in {:.3} s; warnings {:?}", v.dims(), v.spacing_mm, v.unit, elapsed.as_secs_f64(), study.warnings);
+    println!(
+        "LIDC: {:?} spacing {:?} unit {:?} in {:.3} s; warnings {:?}",
+        v.dims(),
+        v.spacing_mm,
+        v.unit,
+        elapsed.as_secs_f64(),
+        study.warnings
+    );
     assert_eq!(v.dims(), [80, 512, 512]);
     assert_eq!(v.spacing_mm, [2.5, 0.703125, 0.703125]);
     assert_eq!(v.unit, Unit::Hu);
@@ -213,9 +225,16 @@ fn ct_small_is_hounsfield_with_geometry_and_no_identifying_metadata() {
     assert_eq!(study.series[0].modality, "CT");
     // Nothing that identifies the patient may reach the metadata.
     // UIDs may embed a date by construction (this one does); everything else must be free of them.
-    let meta = serde_json::to_string(&radlens::imaging::StudyMeta { series_uid: None, ..v.meta.clone() }).unwrap();
+    let meta =
+        serde_json::to_string(&radlens::imaging::StudyMeta { series_uid: None, ..v.meta.clone() }).unwrap();
     let obj = open_file(fixture("CT_small.dcm")).unwrap();
-    for tag in [tags::PATIENT_NAME, tags::PATIENT_ID, tags::PATIENT_BIRTH_DATE, tags::INSTITUTION_NAME, tags::STUDY_DATE] {
+    for tag in [
+        tags::PATIENT_NAME,
+        tags::PATIENT_ID,
+        tags::PATIENT_BIRTH_DATE,
+        tags::INSTITUTION_NAME,
+        tags::STUDY_DATE,
+    ] {
         if let Some(value) = obj.get(tag).and_then(|e| e.to_str().ok()) {
             let value = value.trim();
             if value.len() > 2 {
@@ -246,7 +265,11 @@ fn monochrome1_is_inverted_and_its_window_mirrored() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mono1.dcm");
     write_edited(&fixture("CT_small.dcm"), &path, |obj| {
-        obj.put(DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, PrimitiveValue::from("MONOCHROME1")));
+        obj.put(DataElement::new(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            PrimitiveValue::from("MONOCHROME1"),
+        ));
         obj.put(DataElement::new(tags::WINDOW_CENTER, VR::DS, PrimitiveValue::from("100")));
         obj.put(DataElement::new(tags::WINDOW_WIDTH, VR::DS, PrimitiveValue::from("500")));
     });
@@ -299,15 +322,20 @@ fn instance_number_orders_slices_without_positions() {
     let v = load_series_folder(dir.path(), &LoadOptions::default()).unwrap().volume;
     // InstanceNumber: a 1, c 2, b 3.
     for (z, name) in ["slice_a.dcm", "slice_c.dcm", "slice_b.dcm"].iter().enumerate() {
-        assert!(v.slice(z) == load(&fixture(DCMQI_SERIES).join(name)).volume.data(), "slice {z} is not {name}");
+        assert!(
+            v.slice(z) == load(&fixture(DCMQI_SERIES).join(name)).volume.data(),
+            "slice {z} is not {name}"
+        );
     }
     assert!(v.affine.is_none());
 
     // The ordering rule on plain data.
     let key = |p: Option<f64>, n: Option<i64>| SliceKey { position_along_normal: p, instance_number: n };
-    let (order, basis) = order_slices(&[key(Some(3.0), Some(1)), key(Some(-1.0), Some(2)), key(Some(2.0), None)]);
+    let (order, basis) =
+        order_slices(&[key(Some(3.0), Some(1)), key(Some(-1.0), Some(2)), key(Some(2.0), None)]);
     assert_eq!((order, basis), (vec![1, 2, 0], OrderBasis::Position));
-    let (order, basis) = order_slices(&[key(Some(3.0), Some(7)), key(None, Some(5)), key(Some(2.0), Some(6))]);
+    let (order, basis) =
+        order_slices(&[key(Some(3.0), Some(7)), key(None, Some(5)), key(Some(2.0), Some(6))]);
     assert_eq!((order, basis), (vec![1, 2, 0], OrderBasis::InstanceNumber));
     let (order, basis) = order_slices(&[key(None, Some(7)), key(None, None)]);
     assert_eq!((order, basis), (vec![0, 1], OrderBasis::FileOrder));
@@ -329,12 +357,18 @@ fn non_uniform_spacing_warns() {
         obj.put(DataElement::new(
             tags::IMAGE_POSITION_PATIENT,
             VR::DS,
-            PrimitiveValue::Strs(["-235.199997", "-226.800003", "-129.690002"].map(String::from).to_vec().into()),
+            PrimitiveValue::Strs(
+                ["-235.199997", "-226.800003", "-129.690002"].map(String::from).to_vec().into(),
+            ),
         ));
     });
     let study = load_series_folder(dir.path(), &LoadOptions::default()).unwrap();
     assert_eq!(study.warnings.len(), 1, "{:?}", study.warnings);
-    assert!(study.warnings[0].starts_with("non-uniform slice spacing: 1.000 to 2.000 mm"), "{}", study.warnings[0]);
+    assert!(
+        study.warnings[0].starts_with("non-uniform slice spacing: 1.000 to 2.000 mm"),
+        "{}",
+        study.warnings[0]
+    );
     assert!(!study.warnings[0].contains('\n'));
 }
 
@@ -463,7 +497,11 @@ fn mismatched_slice_sizes_in_a_series_name_the_file() {
         .to_string();
     let odd = dir.path().join("slice_z_small.dcm");
     write_edited(&fixture("CT_small.dcm"), &odd, |obj| {
-        obj.put(DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, PrimitiveValue::from(series_uid.as_str())));
+        obj.put(DataElement::new(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(series_uid.as_str()),
+        ));
     });
     let err = load_series_folder(dir.path(), &LoadOptions::default()).unwrap_err();
     assert_clean_error(&err, &odd, "128 x 128");

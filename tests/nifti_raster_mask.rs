@@ -30,9 +30,19 @@ fn dims_of(v: &Value) -> [usize; 3] {
 
 fn assert_affine_close(a: &Affine, b: &Affine, tol: f64) {
     for k in 0..3 {
-        assert!((a.origin_lps[k] - b.origin_lps[k]).abs() < tol, "origin {:?} vs {:?}", a.origin_lps, b.origin_lps);
+        assert!(
+            (a.origin_lps[k] - b.origin_lps[k]).abs() < tol,
+            "origin {:?} vs {:?}",
+            a.origin_lps,
+            b.origin_lps
+        );
         for i in 0..3 {
-            assert!((a.axes_lps[i][k] - b.axes_lps[i][k]).abs() < tol, "axes {:?} vs {:?}", a.axes_lps, b.axes_lps);
+            assert!(
+                (a.axes_lps[i][k] - b.axes_lps[i][k]).abs() < tol,
+                "axes {:?} vs {:?}",
+                a.axes_lps,
+                b.axes_lps
+            );
         }
     }
 }
@@ -135,7 +145,8 @@ fn label_map_loads_with_the_image_grid_and_selectors() {
     let image = load_nifti(&fixture("nifti/lidc_crop_hu.nii.gz")).unwrap();
     assert_eq!(load_mask_for(&path, &image).unwrap(), m);
     // The nodule (all 4 readers) is dense tissue, the crop's corner is lung.
-    let nodule: Vec<f32> = image.data().iter().zip(m.labels()).filter(|(_, &l)| l == 4).map(|(&v, _)| v).collect();
+    let nodule: Vec<f32> =
+        image.data().iter().zip(m.labels()).filter(|(_, &l)| l == 4).map(|(&v, _)| v).collect();
     let mean = nodule.iter().sum::<f32>() / nodule.len() as f32;
     assert!(mean > -300.0, "nodule mean {mean} HU");
 }
@@ -167,7 +178,8 @@ fn write_nifti_round_trips_nii_and_nii_gz() {
     assert_eq!(&std::fs::read(dir.path().join("out.nii.gz")).unwrap()[..2], &[0x1f, 0x8b]);
 
     // Oblique and permuted geometry survives too, and fractional values stay exact (float32).
-    let mut v = Volume::new((0..60).map(|i| i as f32 * 0.25 - 3.0).collect(), [3, 4, 5], [3.0, 0.8, 0.8]).unwrap();
+    let mut v =
+        Volume::new((0..60).map(|i| i as f32 * 0.25 - 3.0).collect(), [3, 4, 5], [3.0, 0.8, 0.8]).unwrap();
     let (s, c) = (0.2f64.sin(), 0.2f64.cos());
     v.affine = Some(Affine {
         origin_lps: [-12.5, 40.0, 7.25],
@@ -342,7 +354,10 @@ fn semiseg_binary_and_palette_masks_use_indices() {
     let r = &reference("raster");
     let image = load_raster(&fixture("raster/semiseg_6.jpg")).unwrap();
     let binary = load_mask_for(&fixture("raster/semiseg_6_binary.png"), &image).unwrap();
-    assert_eq!(binary.count(LabelSelector::Any) as u64, r["semiseg_6_binary"]["foreground"].as_u64().unwrap());
+    assert_eq!(
+        binary.count(LabelSelector::Any) as u64,
+        r["semiseg_6_binary"]["foreground"].as_u64().unwrap()
+    );
     let multi = load_mask_for(&fixture("raster/semiseg_6_multiclass_palette.png"), &image).unwrap();
     // Palette indices (1 = GGO, 2 = consolidation), not the colours' grey values.
     assert_eq!(multi.present_labels(), vec![1, 2]);

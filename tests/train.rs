@@ -325,8 +325,15 @@ fn shipped_ct_model_on_the_semiseg_test_split() {
     let ds = radlens::io::dataset::open_dataset(&data, &Default::default()).unwrap();
     let test = ds.split(radlens::io::dataset::Split::Test, 0);
     assert_eq!(test.len(), 48);
-    let s = radlens::train::score_model_folder(&root.join("weights/ct-infection-unet/model.toml"), &test, &Device::Cpu)
-        .unwrap();
-    println!("test Dice {:.4} precision {:.4} recall {:.4} ({} images)", s.dice, s.precision, s.recall, s.images);
+    let s = radlens::train::score_model_folder(
+        &root.join("weights/ct-infection-unet/model.toml"),
+        &test,
+        &Device::Cpu,
+    )
+    .unwrap();
+    println!(
+        "test Dice {:.4} precision {:.4} recall {:.4} ({} images)",
+        s.dice, s.precision, s.recall, s.images
+    );
     assert!(s.dice >= 0.60, "test Dice {}", s.dice);
 }

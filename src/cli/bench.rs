@@ -72,7 +72,9 @@ pub enum BenchWhat {
 
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     match &args.what {
-        BenchWhat::Model { repeats, only, no_torch } => super::bench_model::run(*repeats, only.as_deref(), *no_torch, out),
+        BenchWhat::Model { repeats, only, no_torch } => {
+            super::bench_model::run(*repeats, only.as_deref(), *no_torch, out)
+        }
         BenchWhat::Xai { quick, samples, only, no_torch } => {
             let opts = super::bench_xai::XaiBenchOptions {
                 quick: *quick,

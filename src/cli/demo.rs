@@ -29,8 +29,11 @@ pub fn run(out: &mut dyn Write) -> Result<(), CliError> {
         let n = v.data().len() as f64;
         for (name, mask) in &case.masks {
             let fg = mask.count(LabelSelector::Any);
-            let labels: Vec<String> =
-                mask.present_labels().iter().map(|l| format!("{l}: {}", mask.count(LabelSelector::Label(*l)))).collect();
+            let labels: Vec<String> = mask
+                .present_labels()
+                .iter()
+                .map(|l| format!("{l}: {}", mask.count(LabelSelector::Label(*l))))
+                .collect();
             writeln!(
                 out,
                 "  mask     {name}: {fg} pixels ({:.1}% of the image), labels {{{}}}",
@@ -40,7 +43,8 @@ pub fn run(out: &mut dyn Write) -> Result<(), CliError> {
         }
         // The two masks of a case, compared: a quick check that both decode onto the same grid.
         if let [(a_name, a), (b_name, b), ..] = &case.masks[..] {
-            let s = mask_scores(a, b, LabelSelector::Any, v.spacing_mm).map_err(|e| CliError::Failed(e.to_string()))?;
+            let s = mask_scores(a, b, LabelSelector::Any, v.spacing_mm)
+                .map_err(|e| CliError::Failed(e.to_string()))?;
             writeln!(out, "  overlap  {a_name} vs {b_name}: Dice {}", fmt_num(s.dice))?;
         }
     }

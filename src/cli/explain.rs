@@ -60,18 +60,27 @@ fn target_spec(arg: &Option<String>, h: usize, w: usize) -> Result<TargetSpec, C
     let Some(t) = arg else { return Ok(TargetSpec::Default) };
     let path = std::path::Path::new(t);
     let name = lower_name(path);
-    if name.ends_with(".png") || name.ends_with(".bmp") || name.ends_with(".nii") || name.ends_with(".nii.gz") {
+    if name.ends_with(".png") || name.ends_with(".bmp") || name.ends_with(".nii") || name.ends_with(".nii.gz")
+    {
         let m = load_mask(path)?;
         if m.dims() != [1, h, w] {
             let [_, mh, mw] = m.dims();
-            return Err(LoadError::new(path, format!("target mask is {mh} x {mw} but the slice is {h} x {w}")).into());
+            return Err(LoadError::new(
+                path,
+                format!("target mask is {mh} x {mw} but the slice is {h} x {w}"),
+            )
+            .into());
         }
         return Ok(TargetSpec::Mask(m.binary(LabelSelector::Any)));
     }
     if name.ends_with(".npy") {
         let (v, shape) = npy::read_npy_f32(path)?;
         if shape.iter().product::<usize>() != h * w {
-            return Err(LoadError::new(path, format!("target mask has shape {shape:?}, the slice is {h} x {w}")).into());
+            return Err(LoadError::new(
+                path,
+                format!("target mask has shape {shape:?}, the slice is {h} x {w}"),
+            )
+            .into());
         }
         return Ok(TargetSpec::Mask(v.iter().map(|&x| x > 0.0).collect()));
     }
@@ -80,21 +89,31 @@ fn target_spec(arg: &Option<String>, h: usize, w: usize) -> Result<TargetSpec, C
 
 pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if !METHODS.contains(&args.method.as_str()) {
-        return Err(CliError::BadInput(format!("unknown method '{}' (one of: {})", args.method, METHODS.join(", "))));
+        return Err(CliError::BadInput(format!(
+            "unknown method '{}' (one of: {})",
+            args.method,
+            METHODS.join(", ")
+        )));
     }
     if !lower_name(&args.out).ends_with(".npy") {
         return Err(LoadError::new(&args.out, "the heatmap is written as .npy").into());
     }
-    let manifest = resolve_model(&args.model, &builtin_dir()).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let manifest =
+        resolve_model(&args.model, &builtin_dir()).map_err(|e| CliError::BadInput(e.to_string()))?;
     let study = load_study(&args.study, &LoadOptions::default())?;
     let volume = Arc::new(study.volume);
     let [depth, h, w] = volume.dims();
     let slice = args.slice.unwrap_or(depth / 2);
     if slice >= depth {
-        return Err(LoadError::new(&args.study, format!("slice {slice} is out of range: the study has {depth} slices")).into());
+        return Err(LoadError::new(
+            &args.study,
+            format!("slice {slice} is out of range: the study has {depth} slices"),
+        )
+        .into());
     }
     let target = target_spec(&args.target, h, w)?;
-    let params = Params { layer: args.layer.clone(), seed: args.seed, samples: args.samples, ..Params::default() };
+    let params =
+        Params { layer: args.layer.clone(), seed: args.seed, samples: args.samples, ..Params::default() };
     let job = Job::Explain(ExplainJob {
         model: manifest,
         device: args.device.into(),
@@ -110,13 +129,20 @@ pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<(), CliError> {
         _ => return Err(CliError::Failed("the explain job returned something else".into())),
     };
     npy::write_npy_f32(&args.out, &ex.values, &[ex.height, ex.width])?;
-    let (lo, hi) = ex.values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) =
+        ex.values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let target = match &ex.target {
         Target::Class(c) => format!("class {c}"),
-        Target::Region { class, mask } => format!("class {class} over {} pixels", mask.iter().filter(|&&b| b).count()),
+        Target::Region { class, mask } => {
+            format!("class {class} over {} pixels", mask.iter().filter(|&&b| b).count())
+        }
         Target::Sum => "the whole output".into(),
     };
-    writeln!(out, "{} on slice {} of {} (target: {target}): values {lo} .. {hi}", ex.method, ex.slice, ex.model_name)?;
+    writeln!(
+        out,
+        "{} on slice {} of {} (target: {target}): values {lo} .. {hi}",
+        ex.method, ex.slice, ex.model_name
+    )?;
     if let Some(r2) = ex.input_grid.extras.surrogate_r2 {
         writeln!(out, "LIME surrogate R²: {r2:.3}")?;
     }

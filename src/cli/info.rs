@@ -22,7 +22,11 @@ pub struct InfoArgs {
 pub fn run(args: &InfoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let study = load_study(&args.study, &LoadOptions { series_uid: args.series.clone() })?;
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&info_json(&study)).map_err(|e| CliError::Failed(e.to_string()))?)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&info_json(&study)).map_err(|e| CliError::Failed(e.to_string()))?
+        )?;
     } else {
         write_table(&args.study, &study, out)?;
     }

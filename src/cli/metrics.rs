@@ -62,7 +62,8 @@ pub fn run(args: &MetricsArgs, out: &mut dyn Write) -> Result<(), CliError> {
         None => ([1.0; 3], true),
     };
     let sel = args.label.map_or(LabelSelector::Any, LabelSelector::Label);
-    let scores = mask_scores(&pred, &gt, sel, spacing).map_err(|e| LoadError::new(&args.pred, e.to_string()))?;
+    let scores =
+        mask_scores(&pred, &gt, sel, spacing).map_err(|e| LoadError::new(&args.pred, e.to_string()))?;
     let pred_voxels = pred.count(sel);
     let gt_voxels = gt.count(sel);
     if args.json {
@@ -74,7 +75,11 @@ pub fn run(args: &MetricsArgs, out: &mut dyn Write) -> Result<(), CliError> {
             map.insert("gt_voxels".into(), json!(gt_voxels));
             map.insert("label".into(), json!(args.label));
         }
-        writeln!(out, "{}", serde_json::to_string_pretty(&obj).map_err(|e| CliError::Failed(e.to_string()))?)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&obj).map_err(|e| CliError::Failed(e.to_string()))?
+        )?;
     } else {
         let opt = |v: Option<f64>| v.map_or("undefined (one mask is empty)".to_string(), fmt_num);
         writeln!(out, "prediction   {} ({pred_voxels} voxels)", args.pred.display())?;

@@ -14,9 +14,9 @@ mod export;
 mod info;
 mod metrics;
 mod predict;
-pub mod view;
-mod train;
 mod study;
+mod train;
+pub mod view;
 
 use std::io::Write;
 

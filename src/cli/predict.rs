@@ -38,7 +38,8 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let manifest = resolve_model(&args.model, &builtin_dir()).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let manifest =
+        resolve_model(&args.model, &builtin_dir()).map_err(|e| CliError::BadInput(e.to_string()))?;
     let study = load_study(&args.study, &LoadOptions { series_uid: args.series.clone() })?;
     let volume = Arc::new(study.volume);
     let depth = volume.depth();
@@ -47,18 +48,29 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
     } else {
         let k = args.slice.unwrap_or(depth / 2);
         if k >= depth {
-            return Err(LoadError::new(&args.study, format!("slice {k} is out of range: the study has {depth} slices")).into());
+            return Err(LoadError::new(
+                &args.study,
+                format!("slice {k} is out of range: the study has {depth} slices"),
+            )
+            .into());
         }
         vec![k]
     };
     if let Some(path) = &args.out {
         let name = lower_name(path);
         if ![".npy", ".png", ".nii", ".nii.gz"].iter().any(|e| name.ends_with(e)) {
-            return Err(LoadError::new(path, "unknown output format (use .npy, .png, .nii or .nii.gz)").into());
+            return Err(
+                LoadError::new(path, "unknown output format (use .npy, .png, .nii or .nii.gz)").into()
+            );
         }
     }
 
-    let job = Job::Predict(PredictJob { model: manifest, device: args.device.into(), volume: volume.clone(), slices });
+    let job = Job::Predict(PredictJob {
+        model: manifest,
+        device: args.device.into(),
+        volume: volume.clone(),
+        slices,
+    });
     let pred = match super::run_cli_job(&job)? {
         JobOutput::Prediction(p) => p,
         _ => return Err(CliError::Failed("the predict job returned something else".into())),
@@ -88,7 +100,12 @@ fn write_classification(pred: &Prediction, args: &PredictArgs, out: &mut dyn Wri
     Ok(())
 }
 
-fn write_segmentation(pred: &Prediction, volume: &Volume, args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
+fn write_segmentation(
+    pred: &Prediction,
+    volume: &Volume,
+    args: &PredictArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let [_, h, w] = volume.dims();
     let classes = pred.classes.len();
     let n = pred.slices.len();
@@ -118,7 +135,11 @@ fn write_segmentation(pred: &Prediction, volume: &Volume, args: &PredictArgs, ou
         npy::write_npy_f32(path, &data, &shape)?;
     } else if name.ends_with(".png") {
         if n != 1 {
-            return Err(LoadError::new(path, "a PNG holds one slice: use --slice K, or .npy / .nii.gz for all slices").into());
+            return Err(LoadError::new(
+                path,
+                "a PNG holds one slice: use --slice K, or .npy / .nii.gz for all slices",
+            )
+            .into());
         }
         let grey: Vec<u8> = labels.iter().map(|&l| if l > 0 { 255 } else { 0 }).collect();
         raster::write_png_u8(path, w as u32, h as u32, &grey)?;

@@ -10,7 +10,5 @@ mod window;
 
 pub use mask::{LabelSelector, Mask};
 pub use rng::SplitMix64;
-pub use volume::{
-    Affine, Modality, StudyMeta, Unit, Volume, VolumeError, MAX_VOLUME_BYTES,
-};
+pub use volume::{Affine, Modality, StudyMeta, Unit, Volume, VolumeError, MAX_VOLUME_BYTES};
 pub use window::{auto_window, WindowLevel, WindowPreset};

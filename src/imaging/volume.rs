@@ -103,17 +103,21 @@ impl Affine {
     /// e.g. ('L', 'R') for an axis that runs from the patient's right to their left.
     pub fn axis_letters(&self, axis: usize) -> (char, char) {
         let v = self.axes_lps[axis];
-        let (k, _) = v
-            .iter()
-            .enumerate()
-            .fold((0, 0.0f64), |best, (k, c)| if c.abs() > best.1 { (k, c.abs()) } else { best });
+        let (k, _) =
+            v.iter()
+                .enumerate()
+                .fold((0, 0.0f64), |best, (k, c)| if c.abs() > best.1 { (k, c.abs()) } else { best });
         let positive = v[k] >= 0.0;
         let (pos, neg) = match k {
             0 => ('L', 'R'),
             1 => ('P', 'A'),
             _ => ('S', 'I'),
         };
-        if positive { (pos, neg) } else { (neg, pos) }
+        if positive {
+            (pos, neg)
+        } else {
+            (neg, pos)
+        }
     }
 }
 
@@ -251,9 +255,7 @@ impl Volume {
 
     /// (min, max) over all voxels.
     pub fn min_max(&self) -> (f32, f32) {
-        self.data
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+        self.data.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
     }
 
     /// The window a viewer opens with: the header's, else lung for CT, else a percentile auto-window.
@@ -313,10 +315,7 @@ mod tests {
     #[test]
     fn refuses_absurd_dimensions_before_allocating() {
         assert!(matches!(Volume::check_dims([2048, 1024, 1024]), Err(VolumeError::TooLarge { .. })));
-        assert!(matches!(
-            Volume::check_dims([usize::MAX, 2, 2]),
-            Err(VolumeError::TooLarge { .. })
-        ));
+        assert!(matches!(Volume::check_dims([usize::MAX, 2, 2]), Err(VolumeError::TooLarge { .. })));
         assert!(Volume::check_dims([1000, 512, 512]).is_ok());
     }
 

@@ -11,13 +11,22 @@ use crate::imaging::{Mask, Volume};
 const FILES: &[(&str, &[u8])] = &[
     ("ct_slice_7.jpg", include_bytes!("../../assets/demo/ct/slice_7.jpg")),
     ("ct_slice_7_infection.png", include_bytes!("../../assets/demo/ct/slice_7_infection.png")),
-    ("ct_slice_7_ggo_consolidation.png", include_bytes!("../../assets/demo/ct/slice_7_ggo_consolidation.png")),
+    (
+        "ct_slice_7_ggo_consolidation.png",
+        include_bytes!("../../assets/demo/ct/slice_7_ggo_consolidation.png"),
+    ),
     ("ct_slice_60.jpg", include_bytes!("../../assets/demo/ct/slice_60.jpg")),
     ("ct_slice_60_infection.png", include_bytes!("../../assets/demo/ct/slice_60_infection.png")),
-    ("ct_slice_60_ggo_consolidation.png", include_bytes!("../../assets/demo/ct/slice_60_ggo_consolidation.png")),
+    (
+        "ct_slice_60_ggo_consolidation.png",
+        include_bytes!("../../assets/demo/ct/slice_60_ggo_consolidation.png"),
+    ),
     ("ct_slice_79.jpg", include_bytes!("../../assets/demo/ct/slice_79.jpg")),
     ("ct_slice_79_infection.png", include_bytes!("../../assets/demo/ct/slice_79_infection.png")),
-    ("ct_slice_79_ggo_consolidation.png", include_bytes!("../../assets/demo/ct/slice_79_ggo_consolidation.png")),
+    (
+        "ct_slice_79_ggo_consolidation.png",
+        include_bytes!("../../assets/demo/ct/slice_79_ggo_consolidation.png"),
+    ),
     ("cxr_covid_02108.png", include_bytes!("../../assets/demo/cxr/covid_02108.png")),
     ("cxr_covid_02108_infection.png", include_bytes!("../../assets/demo/cxr/covid_02108_infection.png")),
     ("cxr_covid_02108_lungs.png", include_bytes!("../../assets/demo/cxr/covid_02108_lungs.png")),
@@ -36,14 +45,39 @@ pub struct DemoCase {
 
 /// Cases: (case name, description, image file, [(mask name, mask file)]).
 const CASES: &[(&str, &str, &str, &[(&str, &str)])] = &[
-    ("ct-slice-7", "COVID-19 CT, COVID-SemiSeg test slice 7 (8-bit, not HU)", "ct_slice_7.jpg",
-     &[("infection", "ct_slice_7_infection.png"), ("ggo/consolidation", "ct_slice_7_ggo_consolidation.png")]),
-    ("ct-slice-60", "COVID-19 CT, COVID-SemiSeg test slice 60 (8-bit, not HU)", "ct_slice_60.jpg",
-     &[("infection", "ct_slice_60_infection.png"), ("ggo/consolidation", "ct_slice_60_ggo_consolidation.png")]),
-    ("ct-slice-79", "COVID-19 CT, COVID-SemiSeg test slice 79 (8-bit, not HU)", "ct_slice_79.jpg",
-     &[("infection", "ct_slice_79_infection.png"), ("ggo/consolidation", "ct_slice_79_ggo_consolidation.png")]),
-    ("cxr-covid-02108", "COVID-19 chest X-ray, COVID-QU-Ex validation image 2108", "cxr_covid_02108.png",
-     &[("infection", "cxr_covid_02108_infection.png"), ("lungs", "cxr_covid_02108_lungs.png")]),
+    (
+        "ct-slice-7",
+        "COVID-19 CT, COVID-SemiSeg test slice 7 (8-bit, not HU)",
+        "ct_slice_7.jpg",
+        &[
+            ("infection", "ct_slice_7_infection.png"),
+            ("ggo/consolidation", "ct_slice_7_ggo_consolidation.png"),
+        ],
+    ),
+    (
+        "ct-slice-60",
+        "COVID-19 CT, COVID-SemiSeg test slice 60 (8-bit, not HU)",
+        "ct_slice_60.jpg",
+        &[
+            ("infection", "ct_slice_60_infection.png"),
+            ("ggo/consolidation", "ct_slice_60_ggo_consolidation.png"),
+        ],
+    ),
+    (
+        "ct-slice-79",
+        "COVID-19 CT, COVID-SemiSeg test slice 79 (8-bit, not HU)",
+        "ct_slice_79.jpg",
+        &[
+            ("infection", "ct_slice_79_infection.png"),
+            ("ggo/consolidation", "ct_slice_79_ggo_consolidation.png"),
+        ],
+    ),
+    (
+        "cxr-covid-02108",
+        "COVID-19 chest X-ray, COVID-QU-Ex validation image 2108",
+        "cxr_covid_02108.png",
+        &[("infection", "cxr_covid_02108_infection.png"), ("lungs", "cxr_covid_02108_lungs.png")],
+    ),
 ];
 
 /// Decodes the embedded demo through the same loaders a user's files go through (written to a private
@@ -67,7 +101,12 @@ pub fn demo_cases() -> Result<Vec<DemoCase>, LoadError> {
                     Ok((mask_name.to_string(), m))
                 })
                 .collect::<Result<Vec<_>, LoadError>>()?;
-            Ok(DemoCase { name: name.to_string(), description: description.to_string(), volume: study.volume, masks })
+            Ok(DemoCase {
+                name: name.to_string(),
+                description: description.to_string(),
+                volume: study.volume,
+                masks,
+            })
         })
         .collect()
 }

@@ -48,7 +48,10 @@ pub fn load_dicom_file(path: &Path) -> Result<Study, LoadError> {
     let (slice_spacing, slice_axis, z_assumed) = multi_frame_spacing(&obj, &header);
     let mut volume = header.build_volume(data, frames, slice_spacing, z_assumed, path)?;
     if let (Some(origin), Some(axes)) = (header.frame_origin(&obj), header.in_plane_axes()) {
-        volume.affine = Some(Affine { origin_lps: origin, axes_lps: [axes[0], axes[1], scale(slice_axis, slice_spacing)] });
+        volume.affine = Some(Affine {
+            origin_lps: origin,
+            axes_lps: [axes[0], axes[1], scale(slice_axis, slice_spacing)],
+        });
     }
     let series = vec![header.series_info(frames)];
     Ok(Study { volume, series, warnings: vec![] })
@@ -135,9 +138,11 @@ impl SliceHeader {
 
         let pixel_transform = functional_group_item(ds, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE);
         let rescale_src = pixel_transform.unwrap_or(ds);
-        let slope = float(rescale_src, tags::RESCALE_SLOPE).or_else(|| float(ds, tags::RESCALE_SLOPE)).unwrap_or(1.0);
-        let intercept =
-            float(rescale_src, tags::RESCALE_INTERCEPT).or_else(|| float(ds, tags::RESCALE_INTERCEPT)).unwrap_or(0.0);
+        let slope =
+            float(rescale_src, tags::RESCALE_SLOPE).or_else(|| float(ds, tags::RESCALE_SLOPE)).unwrap_or(1.0);
+        let intercept = float(rescale_src, tags::RESCALE_INTERCEPT)
+            .or_else(|| float(ds, tags::RESCALE_INTERCEPT))
+            .unwrap_or(0.0);
         let rescale_type = text(rescale_src, tags::RESCALE_TYPE).or_else(|| text(ds, tags::RESCALE_TYPE));
 
         let measures = functional_group_item(ds, tags::PIXEL_MEASURES_SEQUENCE);
@@ -146,8 +151,8 @@ impl SliceHeader {
             .or_else(|| floats(ds, tags::IMAGER_PIXEL_SPACING))
             .filter(|v| v.len() >= 2 && v[..2].iter().all(|s| s.is_finite() && *s > 0.0))
             .map(|v| [v[0], v[1]]);
-        let slice_thickness =
-            float(ds, tags::SLICE_THICKNESS).or_else(|| measures.and_then(|m| float(m, tags::SLICE_THICKNESS)));
+        let slice_thickness = float(ds, tags::SLICE_THICKNESS)
+            .or_else(|| measures.and_then(|m| float(m, tags::SLICE_THICKNESS)));
         let spacing_between_slices = float(ds, tags::SPACING_BETWEEN_SLICES)
             .or_else(|| measures.and_then(|m| float(m, tags::SPACING_BETWEEN_SLICES)))
             .filter(|s| s.is_finite() && *s > 0.0);
@@ -171,10 +176,9 @@ impl SliceHeader {
             _ => None,
         };
         // (0028,0120) is US or SS by Pixel Representation; implicit VR files often read it as US.
-        let padding_stored = ds
-            .get(tags::PIXEL_PADDING_VALUE)
-            .and_then(|e| e.to_int::<i64>().ok())
-            .map(|v| if signed && bits_allocated == 16 && v > i16::MAX as i64 { v - 65536 } else { v } as f64);
+        let padding_stored = ds.get(tags::PIXEL_PADDING_VALUE).and_then(|e| e.to_int::<i64>().ok()).map(
+            |v| if signed && bits_allocated == 16 && v > i16::MAX as i64 { v - 65536 } else { v } as f64,
+        );
 
         let modality_code = text(ds, tags::MODALITY).unwrap_or_default();
         let series_uid = text(ds, tags::SERIES_INSTANCE_UID).unwrap_or_default();
@@ -341,7 +345,10 @@ pub(crate) fn decode_into(
     }
     let ts = &header.transfer_syntax;
     if TransferSyntaxRegistry.get(ts).is_none() {
-        return Err(LoadError::new(path, format!("unsupported transfer syntax {ts} (unknown to this build)")));
+        return Err(LoadError::new(
+            path,
+            format!("unsupported transfer syntax {ts} (unknown to this build)"),
+        ));
     }
     // Decoders can panic on hostile input; a bad file must never take the viewer down.
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
@@ -366,16 +373,22 @@ pub(crate) fn decode_into(
         ));
     }
     let shift = header.bits_allocated.saturating_sub(header.bits_stored) as u32;
-    let sign_extend16 = |v: i16| if header.signed && shift > 0 && shift < 16 { (v << shift) >> shift } else { v };
-    let sign_extend32 = |v: i32| if header.signed && shift > 0 && shift < 32 { (v << shift) >> shift } else { v };
+    let sign_extend16 =
+        |v: i16| if header.signed && shift > 0 && shift < 16 { (v << shift) >> shift } else { v };
+    let sign_extend32 =
+        |v: i32| if header.signed && shift > 0 && shift < 32 { (v << shift) >> shift } else { v };
     match (header.bits_allocated, header.signed) {
         (1, _) => fill(out, bytes.iter().map(|&b| if b != 0 { 1.0 } else { 0.0 }), header),
         (8, false) => fill(out, bytes.iter().map(|&b| b as f64), header),
         (8, true) => fill(out, bytes.iter().map(|&b| b as i8 as f64), header),
-        (16, false) => fill(out, bytes.chunks_exact(2).map(|c| u16::from_ne_bytes([c[0], c[1]]) as f64), header),
-        (16, true) => {
-            fill(out, bytes.chunks_exact(2).map(|c| sign_extend16(i16::from_ne_bytes([c[0], c[1]])) as f64), header)
+        (16, false) => {
+            fill(out, bytes.chunks_exact(2).map(|c| u16::from_ne_bytes([c[0], c[1]]) as f64), header)
         }
+        (16, true) => fill(
+            out,
+            bytes.chunks_exact(2).map(|c| sign_extend16(i16::from_ne_bytes([c[0], c[1]])) as f64),
+            header,
+        ),
         (32, false) => fill(
             out,
             bytes.chunks_exact(4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as f64),
@@ -437,9 +450,9 @@ fn per_frame_positions(obj: &DefaultDicomObject) -> Option<Vec<[f64; 3]>> {
 /// The first item of a functional-group macro (e.g. PixelMeasuresSequence) from the shared groups,
 /// else from the first frame's groups.
 fn functional_group_item(ds: &InMemDicomObject, macro_tag: Tag) -> Option<&InMemDicomObject> {
-    [tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE].into_iter().find_map(
-        |group| ds.get(group)?.items()?.first()?.get(macro_tag)?.items()?.first(),
-    )
+    [tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE]
+        .into_iter()
+        .find_map(|group| ds.get(group)?.items()?.first()?.get(macro_tag)?.items()?.first())
 }
 
 fn text(ds: &InMemDicomObject, tag: Tag) -> Option<String> {

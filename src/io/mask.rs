@@ -36,7 +36,9 @@ pub fn load_mask(path: &Path) -> Result<Mask, LoadError> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let labels = match img {
         DynamicImage::ImageLuma8(b) => grey_labels(b.into_raw().into_iter().map(u16::from).collect(), 8),
-        DynamicImage::ImageLumaA8(b) => grey_labels(b.as_raw().chunks_exact(2).map(|p| p[0] as u16).collect(), 8),
+        DynamicImage::ImageLumaA8(b) => {
+            grey_labels(b.as_raw().chunks_exact(2).map(|p| p[0] as u16).collect(), 8)
+        }
         DynamicImage::ImageLuma16(b) => grey_labels(b.into_raw(), 16),
         DynamicImage::ImageLumaA16(b) => grey_labels(b.as_raw().chunks_exact(2).map(|p| p[0]).collect(), 16),
         DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) => {
@@ -49,7 +51,8 @@ pub fn load_mask(path: &Path) -> Result<Mask, LoadError> {
             colour_labels(&raw, 3, 8)
         }
     };
-    Mask::new(labels, [1, h, w]).ok_or_else(|| LoadError::new(path, "mask size does not match its dimensions"))
+    Mask::new(labels, [1, h, w])
+        .ok_or_else(|| LoadError::new(path, "mask size does not match its dimensions"))
 }
 
 /// Loads a mask and checks it lies on `volume`'s grid.
@@ -117,15 +120,17 @@ fn load_png_mask(path: &Path) -> Result<Mask, LoadError> {
     let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: 2 << 30 });
     decoder.set_transformations(png::Transformations::IDENTITY);
-    let mut reader = decoder.read_info().map_err(|e| LoadError::new(path, format!("cannot read PNG header ({e})")))?;
+    let mut reader =
+        decoder.read_info().map_err(|e| LoadError::new(path, format!("cannot read PNG header ({e})")))?;
     let (w, h) = (reader.info().width as usize, reader.info().height as usize);
     Volume::check_dims([1, h, w]).map_err(|e| LoadError::new(path, e.to_string()))?;
     let size = reader.output_buffer_size().ok_or_else(|| LoadError::new(path, "PNG image is too large"))?;
     let mut buf = Vec::new();
     buf.try_reserve_exact(size).map_err(|_| LoadError::new(path, "PNG image is too large"))?;
     buf.resize(size, 0);
-    let out =
-        reader.next_frame(&mut buf).map_err(|e| LoadError::new(path, format!("cannot decode PNG image ({e})")))?;
+    let out = reader
+        .next_frame(&mut buf)
+        .map_err(|e| LoadError::new(path, format!("cannot decode PNG image ({e})")))?;
     let (colour, depth) = (out.color_type, out.bit_depth);
     let bits = depth as u8 as u32;
     let line = out.line_size;
@@ -137,7 +142,9 @@ fn load_png_mask(path: &Path) -> Result<Mask, LoadError> {
             b => {
                 let per_byte = (8 / b) as usize;
                 let mask = (1u16 << b) - 1;
-                (0..n).map(|i| ((row[i / per_byte] as u16) >> (8 - b as usize * (i % per_byte + 1))) & mask).collect()
+                (0..n)
+                    .map(|i| ((row[i / per_byte] as u16) >> (8 - b as usize * (i % per_byte + 1))) & mask)
+                    .collect()
             }
         }
     };
@@ -153,7 +160,8 @@ fn load_png_mask(path: &Path) -> Result<Mask, LoadError> {
         png::ColorType::Rgb => colour_labels(&all, 3, bits),
         png::ColorType::Rgba => colour_labels(&all, 4, bits),
     };
-    Mask::new(labels, [1, h, w]).ok_or_else(|| LoadError::new(path, "mask size does not match its dimensions"))
+    Mask::new(labels, [1, h, w])
+        .ok_or_else(|| LoadError::new(path, "mask size does not match its dimensions"))
 }
 
 #[cfg(test)]

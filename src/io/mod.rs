@@ -7,8 +7,8 @@ mod atomic;
 pub mod dataset;
 pub mod demo;
 pub mod dicom;
-pub mod heatmap;
 mod error;
+pub mod heatmap;
 pub mod mask;
 pub mod nifti;
 pub mod npy;
@@ -86,8 +86,12 @@ pub fn load_study(path: &Path, opts: &LoadOptions) -> Result<Study, LoadError> {
     match detect_kind(path)? {
         FileKind::DicomFolder => series::load_series_folder(path, opts),
         FileKind::Dicom => dicom::load_dicom_file(path),
-        FileKind::Nifti => nifti::load_nifti(path).map(|volume| Study { volume, series: vec![], warnings: vec![] }),
-        FileKind::Raster => raster::load_raster(path).map(|volume| Study { volume, series: vec![], warnings: vec![] }),
+        FileKind::Nifti => {
+            nifti::load_nifti(path).map(|volume| Study { volume, series: vec![], warnings: vec![] })
+        }
+        FileKind::Raster => {
+            raster::load_raster(path).map(|volume| Study { volume, series: vec![], warnings: vec![] })
+        }
     }
 }
 
@@ -95,4 +99,3 @@ pub fn load_study(path: &Path, opts: &LoadOptions) -> Result<Study, LoadError> {
 pub fn lower_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
 }
-

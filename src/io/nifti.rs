@@ -105,7 +105,9 @@ fn parse_header(path: &Path, b: &[u8; H::SIZE]) -> Result<Header, LoadError> {
     let big = match (le, be) {
         (348, _) => false,
         (_, 348) => true,
-        (540, _) | (_, 540) => return Err(LoadError::new(path, "NIfTI-2 files are not supported (only NIfTI-1)")),
+        (540, _) | (_, 540) => {
+            return Err(LoadError::new(path, "NIfTI-2 files are not supported (only NIfTI-1)"))
+        }
         _ => return Err(LoadError::new(path, "not a NIfTI-1 file (header size is not 348)")),
     };
     let r = Raw { b, big };
@@ -265,13 +267,16 @@ fn read_nifti_f32(path: &Path) -> Result<(Header, Vec<f32>), LoadError> {
     let count = nx * ny * nz;
     // Skip extensions up to vox_offset.
     let skip = (h.vox_offset - H::SIZE) as u64;
-    let skipped = std::io::copy(&mut (&mut s).take(skip), &mut std::io::sink()).map_err(|e| stream_err(path, e))?;
+    let skipped =
+        std::io::copy(&mut (&mut s).take(skip), &mut std::io::sink()).map_err(|e| stream_err(path, e))?;
     if skipped < skip {
         return Err(LoadError::new(path, "file ends before the voxel data (vox_offset)"));
     }
     let want = count * bpv;
     let mut bytes = Vec::new();
-    bytes.try_reserve_exact(want).map_err(|_| LoadError::new(path, format!("cannot allocate {want} bytes")))?;
+    bytes
+        .try_reserve_exact(want)
+        .map_err(|_| LoadError::new(path, format!("cannot allocate {want} bytes")))?;
     (&mut s).take(want as u64).read_to_end(&mut bytes).map_err(|e| stream_err(path, e))?;
     if bytes.len() < want {
         return Err(LoadError::new(
@@ -320,7 +325,8 @@ fn unit_to_mm(xyzt_units: u8) -> f64 {
 /// The voxel→RAS affine as 3 columns (index axes i, j, k) and an origin, from sform or qform.
 fn ras_affine(h: &Header) -> Option<([[f64; 3]; 3], [f64; 3])> {
     let mm = unit_to_mm(h.xyzt_units);
-    let finite = |cols: &[[f64; 3]; 3], o: &[f64; 3]| cols.iter().flatten().chain(o.iter()).all(|v| v.is_finite());
+    let finite =
+        |cols: &[[f64; 3]; 3], o: &[f64; 3]| cols.iter().flatten().chain(o.iter()).all(|v| v.is_finite());
     if h.sform_code > 0 {
         let mut cols = [[0f64; 3]; 3];
         let mut o = [0f64; 3];
@@ -514,7 +520,9 @@ pub fn load_nifti_labels(path: &Path) -> Result<Mask, LoadError> {
     let (h, data) = read_nifti_f32(path)?;
     let g = geometry(&h);
     let mut labels = Vec::new();
-    labels.try_reserve_exact(data.len()).map_err(|_| LoadError::new(path, "cannot allocate the label map"))?;
+    labels
+        .try_reserve_exact(data.len())
+        .map_err(|_| LoadError::new(path, "cannot allocate the label map"))?;
     for (i, &v) in data.iter().enumerate() {
         if !(v.is_finite() && v >= 0.0 && v <= u16::MAX as f32 && v.fract() == 0.0) {
             return Err(LoadError::new(
@@ -525,7 +533,8 @@ pub fn load_nifti_labels(path: &Path) -> Result<Mask, LoadError> {
         labels.push(v as u16);
     }
     let (labels, dims) = reorient(labels, h.dims, &g.reorient);
-    Mask::new(labels, dims).ok_or_else(|| LoadError::new(path, "label map size does not match its dimensions"))
+    Mask::new(labels, dims)
+        .ok_or_else(|| LoadError::new(path, "label map size does not match its dimensions"))
 }
 
 /// Writes `volume` as float32 NIfTI-1 (`.nii`, or gzip when the name ends in `.gz`), atomically.
@@ -619,8 +628,9 @@ fn build_header(
     let mut dim = [1i16; 8];
     dim[0] = 3;
     for (k, &n) in dims_xyz.iter().enumerate() {
-        dim[k + 1] = i16::try_from(n)
-            .map_err(|_| LoadError::new(path, format!("dimension {n} is too large for NIfTI-1 (max 32767)")))?;
+        dim[k + 1] = i16::try_from(n).map_err(|_| {
+            LoadError::new(path, format!("dimension {n} is too large for NIfTI-1 (max 32767)"))
+        })?;
     }
     for (i, d) in dim.iter().enumerate() {
         put(H::DIM + 2 * i, &d.to_le_bytes());

@@ -9,8 +9,9 @@ use super::{write_atomic, LoadError};
 
 /// Writes `data` (C order) with `shape` as a float32 `.npy`, atomically.
 pub fn write_npy_f32(path: &Path, data: &[f32], shape: &[usize]) -> Result<(), LoadError> {
-    let arr = ArrayD::from_shape_vec(IxDyn(shape), data.to_vec())
-        .map_err(|e| LoadError::new(path, format!("array shape {shape:?} does not fit {} values: {e}", data.len())))?;
+    let arr = ArrayD::from_shape_vec(IxDyn(shape), data.to_vec()).map_err(|e| {
+        LoadError::new(path, format!("array shape {shape:?} does not fit {} values: {e}", data.len()))
+    })?;
     write_atomic(path, |w| arr.write_npy(w).map_err(std::io::Error::other))
 }
 

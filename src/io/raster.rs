@@ -67,8 +67,9 @@ pub(crate) fn decode_image(path: &Path) -> Result<(DynamicImage, ImageFormat), L
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let decoder =
-        reader.into_decoder().map_err(|e| LoadError::new(path, format!("cannot read {name} header ({e})")))?;
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| LoadError::new(path, format!("cannot read {name} header ({e})")))?;
     let (w, h) = decoder.dimensions();
     Volume::check_dims([1, h as usize, w as usize]).map_err(|e| LoadError::new(path, e.to_string()))?;
     let img = DynamicImage::from_decoder(decoder)
@@ -133,7 +134,9 @@ fn write_png(
     }
     write_atomic(path, |w| {
         use image::ImageEncoder;
-        image::codecs::png::PngEncoder::new(w).write_image(pixels, width, height, colour).map_err(std::io::Error::other)
+        image::codecs::png::PngEncoder::new(w)
+            .write_image(pixels, width, height, colour)
+            .map_err(std::io::Error::other)
     })
 }
 

@@ -35,7 +35,10 @@ pub fn order_slices(keys: &[SliceKey]) -> (Vec<usize>, OrderBasis) {
     let mut idx: Vec<usize> = (0..keys.len()).collect();
     if keys.iter().all(|k| k.position_along_normal.is_some()) {
         idx.sort_by(|&a, &b| {
-            keys[a].position_along_normal.unwrap_or(0.0).total_cmp(&keys[b].position_along_normal.unwrap_or(0.0))
+            keys[a]
+                .position_along_normal
+                .unwrap_or(0.0)
+                .total_cmp(&keys[b].position_along_normal.unwrap_or(0.0))
         });
         (idx, OrderBasis::Position)
     } else if keys.iter().all(|k| k.instance_number.is_some()) {
@@ -62,7 +65,9 @@ pub fn spacing_from_positions(sorted: &[f64]) -> Option<(f64, Option<String>)> {
     let (lo, hi) = (diffs[0], diffs[diffs.len() - 1]);
     let duplicates = diffs.iter().filter(|d| d.abs() <= 1e-6 * median.max(1.0)).count();
     let warning = if duplicates > 0 {
-        Some(format!("{duplicates} slice(s) share a position with another; slice spacing {lo:.3} to {hi:.3} mm"))
+        Some(format!(
+            "{duplicates} slice(s) share a position with another; slice spacing {lo:.3} to {hi:.3} mm"
+        ))
     } else if (hi - lo) > 0.01 * median {
         Some(format!("non-uniform slice spacing: {lo:.3} to {hi:.3} mm (median {median:.3} mm used)"))
     } else {
@@ -203,7 +208,8 @@ fn load_entries(folder: &Path, entries: Vec<Entry>, warnings: &mut Vec<String>) 
     })?;
 
     let sorted_positions: Vec<f64> = order.iter().filter_map(|&i| keys[i].position_along_normal).collect();
-    let from_positions = if basis == OrderBasis::Position { spacing_from_positions(&sorted_positions) } else { None };
+    let from_positions =
+        if basis == OrderBasis::Position { spacing_from_positions(&sorted_positions) } else { None };
     let (slice_spacing, assumed) = match from_positions {
         Some((s, warning)) => {
             warnings.extend(warning);
@@ -214,7 +220,9 @@ fn load_entries(folder: &Path, entries: Vec<Entry>, warnings: &mut Vec<String>) 
                 warnings.push("all slices share one position; slice spacing taken from the header".into());
             }
             if basis == OrderBasis::FileOrder && depth > 1 {
-                warnings.push("slices have neither positions nor instance numbers: kept in file-name order".into());
+                warnings.push(
+                    "slices have neither positions nor instance numbers: kept in file-name order".into(),
+                );
             }
             let head = &entries[0].header;
             match head.spacing_between_slices.or(head.slice_thickness.filter(|t| t.is_finite() && *t > 0.0)) {
@@ -231,7 +239,8 @@ fn load_entries(folder: &Path, entries: Vec<Entry>, warnings: &mut Vec<String>) 
     let head = &entries[0].header;
     let mut volume = head.build_volume(data, depth, slice_spacing, assumed, folder)?;
     if let (Some(origin), Some(axes), Some(n)) = (head.position, head.in_plane_axes(), normal) {
-        volume.affine = Some(Affine { origin_lps: origin, axes_lps: [axes[0], axes[1], scale(n, slice_spacing)] });
+        volume.affine =
+            Some(Affine { origin_lps: origin, axes_lps: [axes[0], axes[1], scale(n, slice_spacing)] });
     }
     if entries.iter().any(|e| (e.header.slope, e.header.intercept) != (head.slope, head.intercept)) {
         // Each slice is rescaled with its own slope/intercept; only the padding value uses the first's.

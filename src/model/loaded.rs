@@ -28,7 +28,10 @@ pub struct LoadedModel {
 
 impl std::fmt::Debug for LoadedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedModel").field("name", &self.manifest.name).field("arch", &self.manifest.arch).finish()
+        f.debug_struct("LoadedModel")
+            .field("name", &self.manifest.name)
+            .field("arch", &self.manifest.arch)
+            .finish()
     }
 }
 
@@ -41,7 +44,10 @@ pub fn load_model(manifest_path: &Path, device: &Device) -> Result<LoadedModel, 
     let checked = CheckedWeights::new(sd, manifest.arch.name()).allow_unused(unused_ok(&manifest));
     let vb = checked.var_builder(device);
     let BuiltNetwork { net, calibrate } = build_network(&manifest, vb, checked.state_dict(), device)
-        .map_err(|e| ModelError::Weights { path: manifest.weights_path(), reason: format!("cannot build {}: {e}", manifest.arch) })?;
+        .map_err(|e| ModelError::Weights {
+            path: manifest.weights_path(),
+            reason: format!("cannot build {}: {e}", manifest.arch),
+        })?;
     let report = checked.finish()?;
     Ok(LoadedModel { manifest, net, device: device.clone(), calibrate, report })
 }
@@ -58,7 +64,9 @@ impl LoadedModel {
     ) -> Result<Option<Vec<Vec<f32>>>, ModelError> {
         let [depth, h, w] = volume.dims();
         if let Some(&bad) = slices.iter().find(|&&z| z >= depth) {
-            return Err(ModelError::Other(format!("slice {bad} is out of range: the study has {depth} slices")));
+            return Err(ModelError::Other(format!(
+                "slice {bad} is out of range: the study has {depth} slices"
+            )));
         }
         let hu = volume.unit == Unit::Hu;
         let mut out = Vec::with_capacity(slices.len());
@@ -103,7 +111,11 @@ pub fn probabilities_to_labels(probs: &[f32], classes: usize, threshold: f32) ->
             let (best, p) = (0..classes)
                 .map(|c| (c, probs[c * n + i]))
                 .fold((0, f32::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
-            if p > threshold { best as u16 + 1 } else { 0 }
+            if p > threshold {
+                best as u16 + 1
+            } else {
+                0
+            }
         })
         .collect()
 }

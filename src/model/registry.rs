@@ -50,7 +50,12 @@ fn resnet_config(depth: usize, ac: &ArchConfig, in_channels: usize) -> candle_co
     Ok(c)
 }
 
-fn densenet_config(base: DenseNetConfig, ac: &ArchConfig, in_channels: usize, classes: usize) -> DenseNetConfig {
+fn densenet_config(
+    base: DenseNetConfig,
+    ac: &ArchConfig,
+    in_channels: usize,
+    classes: usize,
+) -> DenseNetConfig {
     let mut c = base.with_in_channels(in_channels).with_num_classes(classes);
     if let Some(g) = ac.growth_rate {
         c.growth_rate = g;
@@ -74,7 +79,10 @@ fn smp_config(ac: &ArchConfig) -> candle_core::Result<SmpUnetConfig> {
     };
     if let Some(depth) = ac.encoder_depth {
         if depth > c.decoder_channels.len() {
-            candle_core::bail!("encoder_depth {depth} needs as many decoder_channels, got {}", c.decoder_channels.len());
+            candle_core::bail!(
+                "encoder_depth {depth} needs as many decoder_channels, got {}",
+                c.decoder_channels.len()
+            );
         }
         c.decoder_channels.truncate(depth);
     }
@@ -116,7 +124,8 @@ pub fn build_network(
             plain(Unet::new(vb, &c, classes)?)
         }
         Arch::ResnetUnet => {
-            let enc = m.encoder.ok_or_else(|| candle_core::Error::Msg("resnet-unet needs an encoder".into()))?;
+            let enc =
+                m.encoder.ok_or_else(|| candle_core::Error::Msg("resnet-unet needs an encoder".into()))?;
             let mut c = ResNetUnetConfig::resnet(resnet_depth(enc)?)?;
             c.encoder = resnet_config(resnet_depth(enc)?, ac, cin)?;
             if let Some(d) = &ac.decoder_channels {
@@ -144,8 +153,11 @@ pub fn build_network(
         }
         Arch::Resnet50 => plain(ResNet::new(vb, &resnet_config(50, ac, cin)?, classes)?),
         Arch::Densenet121 | Arch::Densenet201 => {
-            let base =
-                if m.arch == Arch::Densenet121 { DenseNetConfig::densenet121() } else { DenseNetConfig::densenet201() };
+            let base = if m.arch == Arch::Densenet121 {
+                DenseNetConfig::densenet121()
+            } else {
+                DenseNetConfig::densenet201()
+            };
             plain(DenseNet::load(vb, &densenet_config(base, ac, cin, classes))?)
         }
         Arch::XrvDensenet121 => {

@@ -86,7 +86,11 @@ pub(super) fn explain(job: &ExplainJob, ctx: &mut Context) -> Result<Explanation
     let vol = &job.volume;
     let [depth, h, w] = vol.dims();
     if job.slice >= depth {
-        return Err(XaiError::BadParams(format!("slice {} is out of range: the study has {depth} slices", job.slice)).into());
+        return Err(XaiError::BadParams(format!(
+            "slice {} is out of range: the study has {depth} slices",
+            job.slice
+        ))
+        .into());
     }
     let hu = vol.unit == Unit::Hu;
     let plane = vol.slice(job.slice);
@@ -98,29 +102,42 @@ pub(super) fn explain(job: &ExplainJob, ctx: &mut Context) -> Result<Explanation
             .iter()
             .position(|c| c == name)
             .or_else(|| name.parse::<usize>().ok().filter(|&i| i < m.classes.len()))
-            .ok_or_else(|| XaiError::BadParams(format!("unknown class '{name}' (classes: {})", m.classes.join(", "))))
+            .ok_or_else(|| {
+                XaiError::BadParams(format!("unknown class '{name}' (classes: {})", m.classes.join(", ")))
+            })
     };
     let target = match &job.target {
-        TargetSpec::Default => {
-            Target::default_for(model.net.as_ref(), &input, m.activation, m.threshold).map_err(XaiError::from)?
-        }
+        TargetSpec::Default => Target::default_for(model.net.as_ref(), &input, m.activation, m.threshold)
+            .map_err(XaiError::from)?,
         TargetSpec::Class(name) => {
             let c = class_index(name)?;
             match m.task {
                 Task::Classification => Target::Class(c),
                 Task::Segmentation => {
                     let logits = model.net.forward(&input).map_err(XaiError::from)?;
-                    let probs = crate::model::preprocess::activation(&logits, m.activation).map_err(XaiError::from)?;
-                    let plane: Vec<f32> =
-                        probs.narrow(1, c, 1).and_then(|p| p.flatten_all()).and_then(|p| p.to_vec1()).map_err(XaiError::from)?;
+                    let probs = crate::model::preprocess::activation(&logits, m.activation)
+                        .map_err(XaiError::from)?;
+                    let plane: Vec<f32> = probs
+                        .narrow(1, c, 1)
+                        .and_then(|p| p.flatten_all())
+                        .and_then(|p| p.to_vec1())
+                        .map_err(XaiError::from)?;
                     let mask: Vec<bool> = plane.iter().map(|&p| p > m.threshold).collect();
-                    if mask.iter().any(|&b| b) { Target::Region { class: c, mask } } else { Target::Class(c) }
+                    if mask.iter().any(|&b| b) {
+                        Target::Region { class: c, mask }
+                    } else {
+                        Target::Class(c)
+                    }
                 }
             }
         }
         TargetSpec::Mask(mask) => {
             if mask.len() != h * w {
-                return Err(XaiError::BadParams(format!("target mask has {} pixels, the slice {h}×{w}", mask.len())).into());
+                return Err(XaiError::BadParams(format!(
+                    "target mask has {} pixels, the slice {h}×{w}",
+                    mask.len()
+                ))
+                .into());
             }
             if m.task != Task::Segmentation {
                 return Err(XaiError::BadParams("a mask target needs a segmentation model".into()).into());
@@ -184,7 +201,10 @@ mod tests {
     #[test]
     fn nearest_label_resize_keeps_blocks() {
         let src = [1u32, 2, 3, 4];
-        assert_eq!(resize_nearest_labels(&src, 2, 2, 4, 4), vec![1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4]);
+        assert_eq!(
+            resize_nearest_labels(&src, 2, 2, 4, 4),
+            vec![1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4]
+        );
         assert_eq!(resize_nearest_labels(&[1u32, 2, 3, 4, 5, 6, 7, 8, 9], 3, 3, 1, 1), vec![5]);
     }
 }

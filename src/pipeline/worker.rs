@@ -45,7 +45,8 @@ impl Worker {
                 };
                 let mut ctx = Context { cancel: &cancel, progress: &mut progress, cache: &mut cache };
                 // A panic inside a job must not take the worker (and the window) down with it.
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&job, &mut ctx)));
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&job, &mut ctx)));
                 let event = match outcome {
                     Ok(Ok(output)) => Event::Finished { id, output: Box::new(output) },
                     Ok(Err(super::PipelineError::Cancelled)) => Event::Cancelled { id },

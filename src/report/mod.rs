@@ -18,6 +18,7 @@ pub fn register_embedded_font() {
     ONCE.call_once(|| {
         // The bytes are the embedded, known-good font; should registering fail anyway, plots lose their
         // text (and figure.rs reports FigureError::Text) rather than panic.
-        let _ = plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, EMBEDDED_FONT);
+        let _ =
+            plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, EMBEDDED_FONT);
     });
 }

@@ -48,7 +48,10 @@ pub fn method(name: &str, manifest: &Path, device: &Device) -> Result<Box<dyn Ex
         "saliency" => Box::new(saliency::Saliency::default()),
         "smoothgrad" => Box::new(smoothgrad::SmoothGrad::default()),
         other => {
-            return Err(XaiError::BadParams(format!("unknown method '{other}' (one of: {})", METHODS.join(", "))))
+            return Err(XaiError::BadParams(format!(
+                "unknown method '{other}' (one of: {})",
+                METHODS.join(", ")
+            )))
         }
     })
 }

@@ -7,15 +7,15 @@
 //! perturbation methods share one superpixel-and-batch engine.
 
 pub mod integrated_gradients;
-pub mod lrp;
-pub mod methods;
-pub mod saliency;
-pub mod smoothgrad;
 pub mod kernelshap;
 pub mod lime;
+pub mod lrp;
+pub mod methods;
 pub mod occlusion;
 pub mod perturb;
 pub mod rise;
+pub mod saliency;
+pub mod smoothgrad;
 pub mod superpixels;
 
 use candle_core::{Tensor, D};
@@ -79,7 +79,10 @@ impl Target {
         match net.task() {
             Task::Classification => {
                 let row: Vec<f32> = logits.narrow(0, 0, 1)?.flatten_all()?.to_vec1()?;
-                let best = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+                let best =
+                    row.iter()
+                        .enumerate()
+                        .fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
                 Ok(Target::Class(best.0))
             }
             Task::Segmentation => {
@@ -173,5 +176,6 @@ pub trait Explainer: Send + Sync {
     fn stochastic(&self) -> bool {
         false
     }
-    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress) -> Result<Heatmap, XaiError>;
+    fn explain(&self, input: &ExplainInput, params: &Params, progress: Progress)
+        -> Result<Heatmap, XaiError>;
 }
