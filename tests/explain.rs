@@ -137,3 +137,44 @@ fn lrp_on_convnext_is_refused_in_one_line() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(!out.exists());
 }
+
+/// The superpixel algorithm is a parameter of LIME and KernelSHAP: each named algorithm cuts the image
+/// differently, the map changes with the superpixels, and an unknown name is refused.
+#[test]
+fn the_superpixel_algorithm_can_be_chosen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cuts, mut maps) = (Vec::new(), Vec::new());
+    for algorithm in radlens::xai::superpixels::SEGMENTATION_NAMES {
+        let out = dir.path().join(format!("{algorithm}.npy"));
+        let sp = dir.path().join(format!("{algorithm}_sp.npy"));
+        let o = explain(
+            "densenet121_narrow",
+            "kernelshap",
+            &out,
+            &["--segmentation", algorithm, "--superpixels", sp.to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{algorithm}: {}", String::from_utf8_lossy(&o.stderr));
+        let (labels, _) = read_npy_f32(&sp).unwrap();
+        let (heat, _) = read_npy_f32(&out).unwrap();
+        let n = labels.iter().map(|&l| l as usize + 1).max().unwrap();
+        assert!(n >= 2, "{algorithm}: {n} superpixels");
+        assert!(heat.iter().all(|v| v.is_finite()) && heat.iter().any(|&v| v != heat[0]), "{algorithm}");
+        maps.push(heat);
+        cuts.push(labels);
+    }
+    assert_ne!(cuts[0], cuts[1], "quickshift and SLIC cut alike");
+    assert_ne!(cuts[1], cuts[2], "SLIC and Felzenszwalb cut alike");
+    // The players are the superpixels, so other superpixels give another map.
+    assert_ne!(maps[0], maps[1]);
+    assert_ne!(maps[1], maps[2]);
+
+    let out = dir.path().join("bad.npy");
+    let o = explain("densenet121_narrow", "lime", &out, &["--segmentation", "watershed"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unknown superpixel algorithm 'watershed'") && err.contains("felzenszwalb"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

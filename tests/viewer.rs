@@ -436,6 +436,28 @@ fn worker_results_appear_in_their_panels() {
     // Asking again is served from the cache: nothing is queued.
     h.state_mut().execute(Command::ComputeVisible);
     assert_eq!(h.state().pending_jobs(), 0);
+
+    // The superpixel algorithm is a LIME parameter in the side panel; a new choice is a new map with
+    // its own superpixels, and the quickshift map stays cached beside it.
+    let quickshift_key = h.state().controls.params_for("lime").key();
+    h.state_mut().controls.method = "lime".into();
+    h.run();
+    h.get_by_label_contains("Parameters: ").click();
+    h.run();
+    h.get_by_label("Superpixels").click();
+    h.run();
+    h.get_by_label("slic").click();
+    h.run();
+    assert_eq!(h.state().controls.params_for("lime").superpixels, "slic");
+    let slic_key = h.state().controls.params_for("lime").key();
+    assert_ne!(slic_key, quickshift_key);
+    h.state_mut().execute(Command::Explain { method: "lime".into() });
+    wait_until(&mut h, "LIME with SLIC", |a| a.pending_jobs() == 0);
+    let app = h.state();
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    let superpixels =
+        |key: &str| app.doc.heatmap("lime", &model, key, 0).unwrap().superpixels.clone().unwrap();
+    assert_ne!(superpixels(&slic_key).1, superpixels(&quickshift_key).1);
 }
 
 #[test]

@@ -703,6 +703,10 @@ impl ViewerApp {
             samples: nz(ui_params.samples),
             batch: ui_params.batch.max(1),
             steps: nz(ui_params.steps),
+            // The panel offers only known names; an unknown one (an old settings file) is the default.
+            segmentation: (!ui_params.superpixels.is_empty())
+                .then(|| crate::xai::superpixels::Segmentation::from_name(&ui_params.superpixels).ok())
+                .flatten(),
         };
         let job = Job::Explain(ExplainJob {
             model: manifest,

@@ -12,6 +12,7 @@ use crate::model::manifest::resolve_model;
 use crate::pipeline::{ExplainJob, Job, JobOutput, TargetSpec};
 use crate::report::overlay::overlay_rgb;
 use crate::xai::methods::METHODS;
+use crate::xai::superpixels::Segmentation;
 use crate::xai::{Params, Target};
 
 #[derive(Debug, Args)]
@@ -52,6 +53,10 @@ pub struct ExplainArgs {
     /// Also write the superpixels (perturbation methods) as float32 labels (H, W).
     #[arg(long)]
     pub superpixels: Option<PathBuf>,
+    /// Superpixel algorithm for LIME and KernelSHAP: quickshift (lime_image's default), slic or
+    /// felzenszwalb.
+    #[arg(long, value_name = "ALGORITHM")]
+    pub segmentation: Option<String>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
 }
@@ -112,8 +117,17 @@ pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .into());
     }
     let target = target_spec(&args.target, h, w)?;
-    let params =
-        Params { layer: args.layer.clone(), seed: args.seed, samples: args.samples, ..Params::default() };
+    let segmentation = match &args.segmentation {
+        Some(name) => Some(Segmentation::from_name(name).map_err(CliError::BadInput)?),
+        None => None,
+    };
+    let params = Params {
+        layer: args.layer.clone(),
+        seed: args.seed,
+        samples: args.samples,
+        segmentation,
+        ..Params::default()
+    };
     let job = Job::Explain(ExplainJob {
         model: manifest,
         device: args.device.into(),

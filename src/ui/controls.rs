@@ -9,6 +9,10 @@ use eframe::egui;
 use super::grid::{method_label, GridState, Layout};
 use super::Command;
 use crate::render::Colormap;
+use crate::xai::superpixels::SEGMENTATION_NAMES;
+
+/// Methods that perturb superpixels (the superpixel algorithm is one of their parameters).
+pub const SUPERPIXEL_METHODS: [&str; 2] = ["lime", "kernelshap"];
 
 /// Methods whose maps depend on a seed (shown with a stability figure when repeated).
 pub const STOCHASTIC: [&str; 5] = ["lime", "kernelshap", "rise", "smoothgrad", "occlusion"];
@@ -24,11 +28,23 @@ pub struct MethodParams {
     /// Runs with seeds seed, seed+1, …; more than one gives the stability figure.
     pub repeats: usize,
     pub batch: usize,
+    /// Superpixel algorithm for LIME and KernelSHAP (`xai::superpixels::SEGMENTATION_NAMES`); empty =
+    /// the method's default (quickshift).
+    #[serde(default)]
+    pub superpixels: String,
 }
 
 impl Default for MethodParams {
     fn default() -> Self {
-        MethodParams { layer: String::new(), samples: 0, steps: 0, seed: 0, repeats: 1, batch: 16 }
+        MethodParams {
+            layer: String::new(),
+            samples: 0,
+            steps: 0,
+            seed: 0,
+            repeats: 1,
+            batch: 16,
+            superpixels: String::new(),
+        }
     }
 }
 
@@ -37,12 +53,13 @@ impl MethodParams {
     pub fn key(&self) -> String {
         let d = |v: usize| if v == 0 { "default".to_string() } else { v.to_string() };
         format!(
-            "layer={} samples={} steps={} seed={} repeats={}",
+            "layer={} samples={} steps={} seed={} repeats={} superpixels={}",
             if self.layer.is_empty() { "default" } else { &self.layer },
             d(self.samples),
             d(self.steps),
             self.seed,
-            self.repeats.max(1)
+            self.repeats.max(1),
+            if self.superpixels.is_empty() { "default" } else { &self.superpixels },
         )
     }
 }
@@ -237,32 +254,49 @@ pub fn side_panel(
         ui.collapsing(format!("Parameters: {}", method_label(&state.method)), |ui| {
             let p = state.params.entry(state.method.clone()).or_default();
             egui::Grid::new("params").num_columns(2).show(ui, |ui| {
-                ui.label("Layer");
+                // Each field is labelled by its row's label (screen readers, and the UI tests).
+                let l = ui.label("Layer");
                 ui.add(
                     egui::TextEdit::singleline(&mut p.layer).hint_text("model default").desired_width(130.0),
-                );
+                )
+                .labelled_by(l.id);
                 ui.end_row();
-                ui.label("Samples");
+                let l = ui.label("Samples");
                 ui.add(egui::DragValue::new(&mut p.samples).range(0..=20_000).speed(10))
+                    .labelled_by(l.id)
                     .on_hover_text("0 = default");
                 ui.end_row();
-                ui.label("Steps");
+                let l = ui.label("Steps");
                 ui.add(egui::DragValue::new(&mut p.steps).range(0..=1000))
+                    .labelled_by(l.id)
                     .on_hover_text("IG steps / SmoothGrad samples; 0 = default");
                 ui.end_row();
-                ui.label("Seed");
-                ui.add(egui::DragValue::new(&mut p.seed));
+                let l = ui.label("Seed");
+                ui.add(egui::DragValue::new(&mut p.seed)).labelled_by(l.id);
                 ui.end_row();
-                ui.label("Repeats");
+                let l = ui.label("Repeats");
                 ui.add(egui::DragValue::new(&mut p.repeats).range(1..=20))
+                    .labelled_by(l.id)
                     .on_hover_text("Stochastic methods: runs over seeds, for the stability figure");
                 ui.end_row();
-                ui.label("Batch");
-                ui.add(egui::DragValue::new(&mut p.batch).range(1..=256));
+                let l = ui.label("Batch");
+                ui.add(egui::DragValue::new(&mut p.batch).range(1..=256)).labelled_by(l.id);
                 ui.end_row();
             });
-            if STOCHASTIC.contains(&state.method.as_str()) {
-                ui.weak("Superpixels: the method's default (quickshift for LIME, as lime_image).");
+            if SUPERPIXEL_METHODS.contains(&state.method.as_str()) {
+                ui.horizontal(|ui| {
+                    let shown = if p.superpixels.is_empty() {
+                        "quickshift (default)".to_string()
+                    } else {
+                        p.superpixels.clone()
+                    };
+                    super::labelled_combo(ui, "superpixels", "Superpixels", shown, 150.0, |ui| {
+                        ui.selectable_value(&mut p.superpixels, String::new(), "quickshift (default)");
+                        for name in SEGMENTATION_NAMES.iter().skip(1) {
+                            ui.selectable_value(&mut p.superpixels, name.to_string(), *name);
+                        }
+                    });
+                });
             }
         });
         ui.separator();

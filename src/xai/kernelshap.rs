@@ -89,7 +89,7 @@ impl Explainer for KernelShap {
                 input.grey.len()
             )));
         }
-        let (labels, m) = self.segmentation.labels(input.grey, h, w);
+        let (labels, m) = params.segmentation.as_ref().unwrap_or(&self.segmentation).labels(input.grey, h, w);
         let engine = Engine::new(input, Some(&labels), &self.fill)?;
         let budget = params.samples.unwrap_or(1000).max(2);
         let mut z: Vec<bool> = Vec::new();

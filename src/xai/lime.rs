@@ -206,7 +206,7 @@ impl Lime {
                 input.grey.len()
             )));
         }
-        let (labels, m) = self.segmentation.labels(input.grey, h, w);
+        let (labels, m) = params.segmentation.as_ref().unwrap_or(&self.segmentation).labels(input.grey, h, w);
         let engine = Engine::new(input, Some(&labels), &self.fill)?;
         let cap = params.samples.unwrap_or(1000).max(2);
         let mut rng = SplitMix64::new(params.seed);

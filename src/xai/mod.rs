@@ -134,11 +134,13 @@ pub struct Params {
     pub batch: usize,
     /// Integrated Gradients steps, SmoothGrad samples.
     pub steps: Option<usize>,
+    /// Superpixels for LIME and KernelSHAP; `None`: the method's own (quickshift, as lime_image).
+    pub segmentation: Option<superpixels::Segmentation>,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { layer: None, seed: 0, samples: None, batch: 16, steps: None }
+        Params { layer: None, seed: 0, samples: None, batch: 16, steps: None, segmentation: None }
     }
 }
 
