@@ -667,3 +667,146 @@ fn a_prepared_user_study_runs_from_the_file_menu_without_method_names() {
     assert!(hn.state().study.is_none());
     assert!(hn.query_all_by_label_contains("Panel 1").next().is_some());
 }
+
+/// True where a pixel has the orientation letters' colour (yellow, anti-aliased over a dark image).
+fn letter_pixels(img: &image::RgbaImage, x: std::ops::Range<u32>, y: std::ops::Range<u32>) -> usize {
+    let mut n = 0;
+    for yy in y {
+        for xx in x.clone() {
+            let [r, g, b] = px(img, xx, yy);
+            if r > 180 && g > 160 && (r as i32 - b as i32) > 60 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Orientation letters are drawn only when the file defines the patient geometry, at the edge
+/// midpoints, and follow it: flipping the row direction swaps the left/right letters, the top stays.
+#[test]
+fn orientation_letters_follow_the_patient_geometry() {
+    use radlens::imaging::Affine;
+    let render = |affine: Option<Affine>| {
+        let mut s = single(1);
+        let mut v = halves(1);
+        v.affine = affine;
+        s.layers.volume = Arc::new(v);
+        // Black image, so only the overlay text is bright.
+        s.view.window = WindowLevel::new(5000.0, 100.0);
+        let mut h = single_harness(s);
+        h.run();
+        h.render().unwrap()
+    };
+    let axial = |x_sign: f64| Affine {
+        origin_lps: [0.0; 3],
+        axes_lps: [[x_sign, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0]],
+    };
+    let none = render(None);
+    let standard = render(Some(axial(1.0)));
+    let flipped = render(Some(axial(-1.0)));
+    let (left, top) = ((0..30, 85..115), (85..115, 15..45));
+    assert_eq!(letter_pixels(&none, left.0.clone(), left.1.clone()), 0, "no geometry, no letters");
+    assert!(letter_pixels(&standard, left.0.clone(), left.1.clone()) > 5, "R at the left edge");
+    assert!(letter_pixels(&standard, top.0.clone(), top.1.clone()) > 5, "A at the top edge");
+    // R and L are different glyphs at the same place; A stays.
+    let crop = |img: &image::RgbaImage, (x, y): (std::ops::Range<u32>, std::ops::Range<u32>)| {
+        image::imageops::crop_imm(img, x.start, y.start, x.len() as u32, y.len() as u32).to_image()
+    };
+    assert_ne!(crop(&standard, left.clone()), crop(&flipped, left.clone()));
+    assert_eq!(crop(&standard, top.clone()), crop(&flipped, top.clone()));
+}
+
+/// A file dropped from the desktop, as the windowing integration hands it to egui.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn dicom_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dicom").join(name)
+}
+
+/// A dropped folder with two DICOM series opens the series picker window; the chosen series loads,
+/// joins the recent files (kept in the settings file), and the cursor readout reports its voxels in HU
+/// with the mask labels under the cursor.
+#[test]
+fn dropped_series_folder_picker_recent_files_and_cursor_readout() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("two series");
+    std::fs::create_dir(&folder).unwrap();
+    for f in ["slice_a.dcm", "slice_b.dcm", "slice_c.dcm"] {
+        std::fs::copy(dicom_fixture("series_shuffled").join(f), folder.join(f)).unwrap();
+    }
+    std::fs::copy(dicom_fixture("CT_small.dcm"), folder.join("other.dcm")).unwrap();
+    let settings = dir.path().join("settings.json");
+    let mut options = app_options(None, false);
+    options.settings = Some(settings.clone());
+    let mut h = app_harness(ViewerApp::new(options.clone()), Vec2::new(1200.0, 700.0));
+    h.run();
+    assert!(h.state().persisted.recent.is_empty());
+
+    h.input_mut().dropped_files.push(Arc::new(Dropped(folder.clone())));
+    h.step();
+    wait_until(&mut h, "the series scan", |a| !a.is_loading());
+    assert!(h.state().series_picker.is_some(), "two series: the picker opens");
+    assert!(h.query_by_label("512 x 512 x 3").is_some() && h.query_by_label("128 x 128 x 1").is_some());
+    h.get_by_label("Load series").click();
+    h.step();
+    wait_until(&mut h, "the series", |a| !a.is_loading());
+    let app = h.state();
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    assert!(app.series_picker.is_none());
+    assert_eq!(app.doc.volume.dims(), [3, 512, 512]);
+    assert_eq!(app.persisted.recent.first(), Some(&folder));
+    assert!(std::fs::read_to_string(&settings).unwrap().contains("two series"), "recent files are saved");
+
+    // The readout: a mask on the right half, then the cursor over the left and the right of panel 1.
+    let (d, hh, w) = (3, 512, 512);
+    let labels: Vec<u16> = (0..d * hh * w).map(|i| u16::from(i % w >= w / 2) * 2).collect();
+    h.state_mut().doc.add_mask("lesion".into(), Mask::new(labels, [d, hh, w]).unwrap());
+    h.state_mut().grid.set_layout(Layout::Single);
+    h.run();
+    // Sweep the cursor to the right from panel 1's header, across the image.
+    let header = h.get_all_by_label("Panel 1").next().expect("panel header").rect();
+    let mut readouts = Vec::new();
+    for step in 0..30 {
+        h.hover_at(header.left_bottom() + Vec2::new(10.0 + 25.0 * step as f32, 250.0));
+        h.run();
+        readouts.extend(h.state().readout.clone());
+    }
+    let vol = h.state().doc.volume.clone();
+    for ro in &readouts {
+        assert_eq!(Some(ro.value), vol.get(ro.z, ro.y, ro.x), "the voxel under the cursor");
+        assert_eq!(ro.unit, Unit::Hu);
+        assert!(ro.text().contains(&format!("x {}  y {}  z {}", ro.x, ro.y, ro.z)) && ro.text().contains(" HU"));
+    }
+    assert!(readouts.windows(2).all(|p| p[0].x <= p[1].x), "x grows left to right");
+    let l = readouts.iter().find(|r| r.x < w / 2).expect("a readout on the left half");
+    let r = readouts.iter().find(|r| r.x >= w / 2).expect("a readout on the right half");
+    assert!(l.labels.is_empty());
+    assert_eq!(r.labels, vec![("lesion".to_string(), 2)]);
+    assert!(r.text().contains("lesion: 2"), "{}", r.text());
+
+    // A new window reads the recent list back, and its File → Recent entry opens the folder again
+    // (the picker, since it still holds two series).
+    drop(h);
+    let mut h = app_harness(ViewerApp::new(options), Vec2::new(1200.0, 700.0));
+    h.run();
+    assert_eq!(h.state().persisted.recent.first(), Some(&folder));
+    h.get_by_label("File").click();
+    h.run();
+    h.get_by_label("Recent").hover();
+    h.run();
+    h.get_by_label(&folder.display().to_string()).click();
+    h.step();
+    wait_until(&mut h, "the series scan", |a| !a.is_loading());
+    assert!(h.state().series_picker.is_some());
+}
