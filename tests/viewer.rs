@@ -786,7 +786,9 @@ fn dropped_series_folder_picker_recent_files_and_cursor_readout() {
     for ro in &readouts {
         assert_eq!(Some(ro.value), vol.get(ro.z, ro.y, ro.x), "the voxel under the cursor");
         assert_eq!(ro.unit, Unit::Hu);
-        assert!(ro.text().contains(&format!("x {}  y {}  z {}", ro.x, ro.y, ro.z)) && ro.text().contains(" HU"));
+        assert!(
+            ro.text().contains(&format!("x {}  y {}  z {}", ro.x, ro.y, ro.z)) && ro.text().contains(" HU")
+        );
     }
     assert!(readouts.windows(2).all(|p| p[0].x <= p[1].x), "x grows left to right");
     let l = readouts.iter().find(|r| r.x < w / 2).expect("a readout on the left half");
