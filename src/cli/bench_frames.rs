@@ -279,7 +279,7 @@ pub fn run(depth: usize, size: usize, out: &mut dyn Write) -> Result<(), CliErro
     report(out, "same slice, window dragged", still)?;
     writeln!(
         out,
-        "texture uploads: {} while scrolling forward ({} per slice), {} scrolling back",
+        "texture uploads: {} while scrolling forward ({:.2} per slice), {} scrolling back",
         uploads1 - uploads0,
         (uploads1 - uploads0) as f64 / depth as f64,
         uploads2 - uploads1
