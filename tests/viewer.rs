@@ -1,7 +1,9 @@
 //! The viewer, headless: egui_kittest with the wgpu renderer (Mesa's software rasteriser in CI).
 //! Known-pixel checks of the WGSL slice shader, snapshots of the single viewer, the compare grid and
 //! the metrics panel, and interaction tests (wheel, right-drag, Ctrl+wheel, keys, worker results,
-//! cancellation, a corrupt file). `UPDATE_SNAPSHOTS=1` rewrites tests/snapshots/.
+//! cancellation, a corrupt file, the superpixel picker, drag and drop, the series picker window, recent
+//! files, the cursor readout, orientation letters, the scale bar, choosing a model, stability figures).
+//! `UPDATE_SNAPSHOTS=1` rewrites tests/snapshots/.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -811,4 +813,69 @@ fn dropped_series_folder_picker_recent_files_and_cursor_readout() {
     h.step();
     wait_until(&mut h, "the series scan", |a| !a.is_loading());
     assert!(h.state().series_picker.is_some());
+}
+
+/// The scale bar is a round length in mm of about a fifth of the panel: 5 mm (25 points) at 1 mm per
+/// pixel, 2 mm (20 points) at 0.5 mm per pixel, on a 200-point panel showing 40 pixels.
+#[test]
+fn the_scale_bar_follows_the_pixel_spacing() {
+    let bar = |spacing: f64| {
+        let mut s = single(1);
+        let mut v = halves(1);
+        v.spacing_mm = [2.0, spacing, spacing];
+        s.layers.volume = Arc::new(v);
+        s.view.window = WindowLevel::new(5000.0, 100.0); // black image: only overlays are bright
+        let mut h = single_harness(s);
+        h.run();
+        let img = h.render().unwrap();
+        // The longest bright horizontal run in the bottom rows of the right half.
+        let mut longest = 0;
+        for y in 170..200 {
+            let mut run = 0;
+            for x in 100..200 {
+                let [r, g, b] = px(&img, x, y);
+                run = if r > 200 && g > 200 && b > 200 { run + 1 } else { 0 };
+                longest = longest.max(run);
+            }
+        }
+        longest
+    };
+    let (one, half) = (bar(1.0), bar(0.5));
+    assert!((23..=27).contains(&one), "5 mm at 5 points per mm: {one} pixels");
+    assert!((18..=22).contains(&half), "2 mm at 10 points per mm: {half} pixels");
+}
+
+/// Another model by manifest path runs the next prediction; a stochastic map computed with repeats
+/// carries its stability figure; a model that does not exist is one error line and the app goes on.
+#[test]
+fn choosing_a_model_and_the_stability_of_repeated_maps() {
+    let mut app = ViewerApp::new(app_options(Some(fixture_model("unet")), false));
+    let other = fixture_model("smp_unet_resnet18").display().to_string();
+    app.execute(Command::SelectModel(other.clone()));
+    let lime = app.controls.params.entry("lime".into()).or_default();
+    lime.samples = 64;
+    lime.repeats = 2;
+    let mut h = app_harness(app, Vec2::new(1100.0, 640.0));
+    h.run();
+    h.state_mut().execute(Command::Predict { whole_volume: false });
+    h.state_mut().execute(Command::Explain { method: "lime".into() });
+    h.step();
+    wait_until(&mut h, "prediction and LIME", |a| a.pending_jobs() == 0);
+    let app = h.state();
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    assert_eq!(app.model.as_deref(), Some(other.as_str()));
+    assert_eq!(app.doc.prediction.as_ref().map(|p| p.model.clone()), Some(other.clone()));
+    let key = app.controls.params_for("lime").key();
+    let map = app.doc.heatmap("lime", &other, &key, app.grid.view(0).slice).expect("the LIME map");
+    let (n, iou, rho) = map.stability.expect("a stability figure with repeats");
+    assert_eq!(n, 2);
+    assert!((0.0..=1.0).contains(&iou) && (-1.0..=1.0).contains(&rho), "{iou} {rho}");
+
+    h.state_mut().execute(Command::SelectModel("/nonexistent/model.toml".into()));
+    h.state_mut().execute(Command::Predict { whole_volume: false });
+    h.step();
+    wait_until(&mut h, "the failing job", |a| a.pending_jobs() == 0);
+    let errors = &h.state().errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("/nonexistent/model.toml") && !errors[0].contains('\n'), "{}", errors[0]);
 }
