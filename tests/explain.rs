@@ -91,6 +91,15 @@ fn overlay_superpixels_and_a_mask_target() {
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(s.contains("target: class 0 over"), "{s}");
+    // LIME says how many samples it scored (adaptive: at most the --samples cap).
+    let used: usize = s
+        .split("LIME surrogate R²: ")
+        .nth(1)
+        .and_then(|r| r.split('(').nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no sample count: {s}"));
+    assert!((2..=200).contains(&used), "{used} samples, cap 200");
     let img = image::open(&png).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), (256, 256));
     let (labels, shape) = read_npy_f32(&sp).unwrap();

@@ -158,7 +158,10 @@ pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<(), CliError> {
         ex.method, ex.slice, ex.model_name
     )?;
     if let Some(r2) = ex.input_grid.extras.surrogate_r2 {
-        writeln!(out, "LIME surrogate R²: {r2:.3}")?;
+        match ex.input_grid.extras.samples_used {
+            Some(n) => writeln!(out, "LIME surrogate R²: {r2:.3} ({n} samples)")?,
+            None => writeln!(out, "LIME surrogate R²: {r2:.3}")?,
+        }
     }
     if let Some(s) = ex.stability {
         writeln!(

@@ -274,6 +274,7 @@ impl Lime {
                 superpixel_weights: Some(fit.coef.iter().map(|&v| v as f32).collect()),
                 surrogate_r2: Some(fit.r2 as f32),
                 superpixels: Some(labels),
+                samples_used: Some(used),
                 ..Extras::default()
             },
         };

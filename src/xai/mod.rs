@@ -120,6 +120,9 @@ pub struct Extras {
     pub surrogate_r2: Option<f32>,
     /// Score-CAM / Ablation-CAM: the score of each channel.
     pub channel_scores: Option<Vec<f32>>,
+    /// LIME: the perturbed samples it scored (adaptive LIME stops before its cap once the weights
+    /// settle).
+    pub samples_used: Option<usize>,
 }
 
 /// Parameters shared by the methods; each reads what it needs and documents its defaults.
