@@ -103,6 +103,15 @@ fn explain(e: &dyn Explainer, manifest: &Path, x: &Tensor, target: &Target) -> H
     e.explain(&input, &params, &mut |_, _| true).unwrap()
 }
 
+/// The methods the randomisation checks cover.
+fn methods() -> [(&'static str, Box<dyn Explainer>); 3] {
+    [
+        ("gradcam", Box::new(GradCam)),
+        ("gradcam++", Box::new(GradCamPlusPlus)),
+        ("ig", Box::new(IntegratedGradients::default())),
+    ]
+}
+
 fn rho(a: &Heatmap, b: &Heatmap) -> f64 {
     let f = |m: &Heatmap| m.values.iter().map(|&v| v as f64).collect::<Vec<_>>();
     spearman(&f(a), &f(b))
@@ -139,12 +148,7 @@ fn randomising_the_last_stages_changes_gradcam_gradcampp_and_ig() {
                 nonempty(&explain(&GradCam, &original, &x, t)) && nonempty(&explain(&GradCam, &random, &x, t))
             })
             .expect("a class with a non-empty Grad-CAM on both models");
-        let methods: [(&str, Box<dyn Explainer>); 3] = [
-            ("gradcam", Box::new(GradCam)),
-            ("gradcam++", Box::new(GradCamPlusPlus)),
-            ("ig", Box::new(IntegratedGradients::default())),
-        ];
-        for (name, e) in methods {
+        for (name, e) in methods() {
             let a = explain(e.as_ref(), &original, &x, &target);
             let again = explain(e.as_ref(), &original, &x, &target);
             let b = explain(e.as_ref(), &random, &x, &target);
@@ -189,12 +193,7 @@ fn randomising_the_trained_ct_unet_changes_its_maps() {
         ("decoder+down4", &decoder_and_down4[..], &["gradcam", "gradcam++", "ig"][..]),
     ] {
         let random = randomised_copy_of(&dir, prefixes, 7).join("model.toml");
-        let methods: [(&str, Box<dyn Explainer>); 3] = [
-            ("gradcam", Box::new(GradCam)),
-            ("gradcam++", Box::new(GradCamPlusPlus)),
-            ("ig", Box::new(IntegratedGradients::default())),
-        ];
-        for (name, e) in methods {
+        for (name, e) in methods() {
             let a = explain(e.as_ref(), &original, &x, &target);
             let b = explain(e.as_ref(), &random, &x, &target);
             let r = rho(&a, &b);
