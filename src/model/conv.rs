@@ -143,6 +143,24 @@ impl Geom {
         }
     }
 
+    /// The unfolded matrix of output columns `cols` of image `img` of `x` (k_total × cols, as a pointer
+    /// and its row stride): read in place for pointwise convolutions, else unfolded into `buf`.
+    fn unfolded(
+        &self,
+        x: &[f32],
+        img: usize,
+        cols: &Range<usize>,
+        buf: &mut Vec<f32>,
+    ) -> (*const f32, usize) {
+        let ximg = &x[img * self.c * self.h * self.w..(img + 1) * self.c * self.h * self.w];
+        if self.pointwise() {
+            (ximg[cols.start..].as_ptr(), self.pixels())
+        } else {
+            self.im2col(ximg, cols, buf);
+            (buf.as_ptr(), cols.len())
+        }
+    }
+
     /// The adjoint of [`Geom::im2col`]: adds `buf` back onto the input positions it was read from.
     fn col2im(&self, buf: &[f32], cols: &Range<usize>, dx: &mut [f32]) {
         let len = cols.len();
@@ -274,13 +292,7 @@ fn forward_f32(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
         let mut buf = Vec::new();
         for (img, cols) in &tiles[range] {
             let len = cols.len();
-            let ximg = &x[img * g.c * g.h * g.w..(img + 1) * g.c * g.h * g.w];
-            let (rhs, rhs_rs) = if g.pointwise() {
-                (ximg[cols.start..].as_ptr(), pix)
-            } else {
-                g.im2col(ximg, cols, &mut buf);
-                (buf.as_ptr(), len)
-            };
+            let (rhs, rhs_rs) = g.unfolded(x, *img, cols, &mut buf);
             for grp in 0..g.p.groups {
                 // SAFETY: this tile's output columns of image `img` are written by this thread only;
                 // all offsets stay inside `out`, `w` and the unfolded matrix.
@@ -425,13 +437,7 @@ fn backward_weight_f32(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
             let mut buf = Vec::new();
             for (img, cols) in &tiles[range] {
                 let len = cols.len();
-                let ximg = &x[img * g.c * g.h * g.w..(img + 1) * g.c * g.h * g.w];
-                let (rhs, rhs_rs) = if g.pointwise() {
-                    (ximg[cols.start..].as_ptr(), pix)
-                } else {
-                    g.im2col(ximg, cols, &mut buf);
-                    (buf.as_ptr(), len)
-                };
+                let (rhs, rhs_rs) = g.unfolded(x, *img, cols, &mut buf);
                 for grp in 0..g.p.groups {
                     // SAFETY: acc is this thread's own; offsets inside dy and the unfolded matrix.
                     unsafe {
