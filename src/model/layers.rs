@@ -677,7 +677,8 @@ impl DepthwiseConv2d {
 /// `x * w/sqrt(var+eps) + (b - mean * w/sqrt(var+eps))`; same parameter names as [`batch_norm`]. On CPU
 /// in f32 it is one pass (a custom op whose backward is one pass too, to the input only: candle's own
 /// broadcast ops would also compute gradients for the constant scale and shift); elsewhere two broadcast
-/// ops. Inference only: no gradient reaches the parameters.
+/// ops. When its parameters are `Var`s (a network built for `radlens train`) it stays an ordinary
+/// BatchNorm run through [`bn`] instead: batch statistics in training mode, gradients to γ and β.
 #[derive(Debug, Clone)]
 pub struct FrozenBatchNorm {
     /// (1, c, 1, 1)
@@ -685,25 +686,37 @@ pub struct FrozenBatchNorm {
     /// (1, c, 1, 1)
     shift: Tensor,
     host: Option<(std::sync::Arc<Vec<f32>>, std::sync::Arc<Vec<f32>>)>,
+    trainable: Option<BatchNorm>,
 }
 
 impl FrozenBatchNorm {
     pub fn load(vb: VarBuilder, c: usize) -> Result<Self> {
-        let w = vb.get(c, "weight")?;
-        let b = vb.get(c, "bias")?;
-        let mean = vb.get(c, "running_mean")?;
-        let var = vb.get(c, "running_var")?;
-        let scale = w.div(&(var + 1e-5)?.sqrt()?)?;
-        let shift = b.sub(&mean.mul(&scale)?)?;
-        let host = if scale.dtype() == candle_core::DType::F32 {
+        let norm = batch_norm(vb, c)?;
+        let Some((w, b)) = norm.weight_and_bias() else {
+            candle_core::bail!("batch norm without affine parameters")
+        };
+        let (w, b) = (w.clone(), b.clone());
+        let trainable = w.is_variable();
+        let (mean, var) = (norm.running_mean().detach(), norm.running_var().detach());
+        let scale = w.detach().div(&(var + 1e-5)?.sqrt()?)?;
+        let shift = b.detach().sub(&mean.mul(&scale)?)?;
+        let host = if scale.dtype() == candle_core::DType::F32 && !trainable {
             Some((std::sync::Arc::new(scale.to_vec1::<f32>()?), std::sync::Arc::new(shift.to_vec1::<f32>()?)))
         } else {
             None
         };
-        Ok(FrozenBatchNorm { scale: scale.reshape((1, c, 1, 1))?, shift: shift.reshape((1, c, 1, 1))?, host })
+        Ok(FrozenBatchNorm {
+            scale: scale.reshape((1, c, 1, 1))?,
+            shift: shift.reshape((1, c, 1, 1))?,
+            host,
+            trainable: trainable.then_some(norm),
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(norm) = &self.trainable {
+            return bn(norm, x);
+        }
         if let (Some((scale, shift)), true, true, 4) =
             (&self.host, x.device().is_cpu(), x.dtype() == candle_core::DType::F32, x.rank())
         {

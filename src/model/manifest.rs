@@ -23,7 +23,7 @@
 //!
 //! **Architectures** (`arch`): `unet` (the original U-Net), `resnet-unet` and `smp-unet` (U-Nets with a
 //! ResNet encoder; `encoder` one of resnet18, resnet34, resnet50 — smp-unet also densenet121),
-//! segmentation only; classifiers `densenet121`, `densenet201`, `vgg16`, `vgg16_bn`, `resnet50`,
+//! segmentation only; classifiers `densenet121`, `densenet201`, `vgg16`, `vgg16_bn`, `resnet18`, `resnet34`, `resnet50`,
 //! `convnext_tiny`, `convnext_base`, `xrv-densenet121` (torchxrayvision), classification only.
 //!
 //! **Input pipeline** (order fixed): slice → 8-bit grey value `v` (for HU inputs with a `window`:
@@ -73,6 +73,8 @@ pub enum Arch {
     Densenet201,
     Vgg16,
     Vgg16Bn,
+    Resnet18,
+    Resnet34,
     Resnet50,
     ConvnextTiny,
     ConvnextBase,
@@ -80,7 +82,7 @@ pub enum Arch {
 }
 
 impl Arch {
-    pub const ALL: [Arch; 11] = [
+    pub const ALL: [Arch; 13] = [
         Arch::Unet,
         Arch::ResnetUnet,
         Arch::SmpUnet,
@@ -88,6 +90,8 @@ impl Arch {
         Arch::Densenet201,
         Arch::Vgg16,
         Arch::Vgg16Bn,
+        Arch::Resnet18,
+        Arch::Resnet34,
         Arch::Resnet50,
         Arch::ConvnextTiny,
         Arch::ConvnextBase,
@@ -103,6 +107,8 @@ impl Arch {
             Arch::Densenet201 => "densenet201",
             Arch::Vgg16 => "vgg16",
             Arch::Vgg16Bn => "vgg16_bn",
+            Arch::Resnet18 => "resnet18",
+            Arch::Resnet34 => "resnet34",
             Arch::Resnet50 => "resnet50",
             Arch::ConvnextTiny => "convnext_tiny",
             Arch::ConvnextBase => "convnext_base",

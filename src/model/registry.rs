@@ -151,7 +151,14 @@ pub fn build_network(
                 }
             }
         }
-        Arch::Resnet50 => plain(ResNet::new(vb, &resnet_config(50, ac, cin)?, classes)?),
+        Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 => {
+            let depth = match m.arch {
+                Arch::Resnet18 => 18,
+                Arch::Resnet34 => 34,
+                _ => 50,
+            };
+            plain(ResNet::new(vb, &resnet_config(depth, ac, cin)?, classes)?)
+        }
         Arch::Densenet121 | Arch::Densenet201 => {
             let base = if m.arch == Arch::Densenet121 {
                 DenseNetConfig::densenet121()

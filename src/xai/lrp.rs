@@ -440,7 +440,7 @@ impl LrpModel {
     /// Builds the LRP form of the model described by a `model.toml` with the default composite (z^B with
     /// the bounds of the manifest's normalisation of grey values 0 and 255, γ = 0.25, ε = 1e-6). The layer
     /// structure is read from the checkpoint's names and shapes (torchvision's), so any depth and width
-    /// of these families works: `vgg16`/`vgg16_bn` (any `vgg_cfg`), `resnet50` (any ResNet classifier:
+    /// of these families works: `vgg16`/`vgg16_bn` (any `vgg_cfg`), `resnet18`/`34`/`50` (any ResNet classifier:
     /// Basic or Bottleneck blocks), `densenet121`/`densenet201`.
     pub fn from_manifest(path: &Path, device: &Device) -> Result<Self, XaiError> {
         let m = load_manifest(path).map_err(|e| XaiError::BadParams(e.to_string()))?;
@@ -451,7 +451,7 @@ impl LrpModel {
             Arch::Vgg16 | Arch::Vgg16Bn => {
                 vgg_layers(&w, m.arch_config.vgg_cfg.clone(), m.arch == Arch::Vgg16Bn)?
             }
-            Arch::Resnet50 => resnet_layers(&w)?,
+            Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 => resnet_layers(&w)?,
             // torchxrayvision's DenseNet: the same layers; relevance is of the logit, before the
             // `op_threshs` recalibration (a monotone map per output).
             Arch::Densenet121 | Arch::Densenet201 | Arch::XrvDensenet121 => densenet_layers(&w)?,
