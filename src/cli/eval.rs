@@ -515,29 +515,6 @@ fn summary_json(s: &Summary) -> Value {
     json!({ "mean": s.mean, "sd": s.sd, "ci95": s.ci95, "n": s.n })
 }
 
-/// Area under the ROC curve of `scores` for `positive` (Mann–Whitney, ties count ½); `None` without
-/// both classes.
-fn roc_auc(scores: &[(f64, bool)]) -> Option<f64> {
-    let pos: Vec<f64> = scores.iter().filter(|s| s.1).map(|s| s.0).collect();
-    let neg: Vec<f64> = scores.iter().filter(|s| !s.1).map(|s| s.0).collect();
-    if pos.is_empty() || neg.is_empty() {
-        return None;
-    }
-    let mut u = 0.0;
-    for &p in &pos {
-        for &n in &neg {
-            u += if p > n {
-                1.0
-            } else if p == n {
-                0.5
-            } else {
-                0.0
-            };
-        }
-    }
-    Some(u / (pos.len() * neg.len()) as f64)
-}
-
 /// Classification scores of one model: (accuracy values per image, per-class (precision, recall,
 /// support), macro precision, macro recall, macro AUC).
 #[allow(clippy::type_complexity)]
@@ -564,7 +541,7 @@ fn classification_scores(
             .iter()
             .filter_map(|(r, t)| r.probs.as_ref().and_then(|p| p.get(ci)).map(|&p| (p as f64, *t == ci)))
             .collect();
-        if let Some(a) = roc_auc(&scores) {
+        if let Some(a) = crate::metrics::classification::roc_auc(&scores) {
             aucs.push(a);
         }
         if support > 0 {

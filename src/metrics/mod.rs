@@ -45,6 +45,7 @@
 //! Bad input (length or dims mismatch, non-positive or non-finite spacing) is a [`MetricsError`],
 //! never a panic.
 
+pub mod classification;
 mod distance;
 mod edt;
 pub mod faithfulness;
