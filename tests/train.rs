@@ -199,6 +199,8 @@ fn tiny_config(data: &Path, out: &Path, epochs: usize) -> TrainConfig {
         name: Some("tiny".into()),
         resume: None,
         augment: true,
+        stages: [0, 0],
+        init: None,
         out: out.to_path_buf(),
     }
 }
@@ -225,8 +227,8 @@ fn tiny_unet_learns_a_trivial_segmentation_and_its_folder_loads() {
         log[0].train_loss,
         log[11].train_loss
     );
-    assert!(s.best_val_dice > 0.8, "best validation Dice {}", s.best_val_dice);
-    assert!(s.best_val_dice > log[0].val_dice);
+    assert!(s.best_val_score > 0.8, "best validation Dice {}", s.best_val_score);
+    assert!(s.best_val_score > log[0].val_score);
     let test = s.test.expect("the 64/16/20 split has a test part");
     assert!(test.dice > 0.7, "test Dice {}", test.dice);
     for f in ["model.toml", "weights.safetensors", "train_log.csv", "curves.png", "checkpoint.json"] {
@@ -336,4 +338,217 @@ fn shipped_ct_model_on_the_semiseg_test_split() {
         s.dice, s.precision, s.recall, s.images
     );
     assert!(s.dice >= 0.60, "test Dice {}", s.dice);
+}
+
+/// `images/` + `labels.csv` of `n` 32×32 images in three classes: a bright square on the left
+/// (`left`), on the right (`right`), or none (`none`), on a noisy background.
+fn synthetic_classes(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    let mut rng = SplitMix64::new(5);
+    let mut csv = String::from("file,class\n");
+    for i in 0..n {
+        let class = ["left", "right", "none"][i % 3];
+        let mut img = vec![0u8; 32 * 32];
+        let (y0, x0) =
+            (4 + rng.below(16), if class == "left" { 2 + rng.below(6) } else { 18 + rng.below(6) });
+        for y in 0..32 {
+            for x in 0..32 {
+                let inside = class != "none" && (y0..y0 + 10).contains(&y) && (x0..x0 + 10).contains(&x);
+                img[y * 32 + x] = if inside { 200 } else { 40 } + rng.below(30) as u8;
+            }
+        }
+        let name = format!("img_{i:03}.png");
+        radlens::io::raster::write_png_u8(&dir.join("images").join(&name), 32, 32, &img).unwrap();
+        csv.push_str(&format!("{name},{class}\n"));
+    }
+    std::fs::write(dir.join("labels.csv"), csv).unwrap();
+}
+
+fn classifier_config(data: &Path, out: &Path, epochs: usize) -> TrainConfig {
+    let mut c = tiny_config(data, out, epochs);
+    c.arch = Arch::Resnet18;
+    c.task = Task::Classification;
+    c.arch_config = vec!["base_width = 4".into()];
+    c.lr = 3e-3;
+    c.batch = 8;
+    c.augment = false;
+    c
+}
+
+fn checkpoint_tensors(dir: &Path) -> std::collections::HashMap<String, Tensor> {
+    candle_core::safetensors::load(dir.join("checkpoint.safetensors"), &Device::Cpu).unwrap()
+}
+
+fn same(a: &Tensor, b: &Tensor) -> bool {
+    let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+    d.to_scalar::<f32>().unwrap() == 0.0
+}
+
+#[test]
+fn tiny_resnet_classifier_learns_three_classes_and_its_folder_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synthetic_classes(&data, 60);
+    let out = dir.path().join("cls");
+    let mut text = Vec::new();
+    let s = run(&classifier_config(&data, &out, 15), &Device::Cpu, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(s.best_val_score >= 0.9, "best validation accuracy {}\n{text}", s.best_val_score);
+    let test = s.test_classification.expect("the 64/16/20 split has a test part");
+    assert_eq!(test.samples, 12, "{text}");
+    assert!(test.accuracy >= 0.8, "test accuracy {}\n{text}", test.accuracy);
+    assert!(test.macro_auc.unwrap() >= 0.9, "macro-AUC {:?}", test.macro_auc);
+    assert!(text.contains("test (12 images") && text.contains("macro-AUC"), "{text}");
+    // The log names the score; the folder is a softmax classifier over the label file's classes.
+    let log = std::fs::read_to_string(out.join("train_log.csv")).unwrap();
+    assert!(log.starts_with("epoch,train_loss,val_loss,val_accuracy,lr,seconds\n"), "{log}");
+    let model = radlens::model::load_model(&out.join("model.toml"), &Device::Cpu).unwrap();
+    assert_eq!(model.manifest.classes, ["left", "none", "right"]);
+    assert_eq!(model.manifest.task, Task::Classification);
+    assert_eq!(model.manifest.cam_layer.as_deref(), Some("layer4"));
+    let probs = model
+        .predict_slices(
+            &radlens::io::raster::load_raster(&data.join("images/img_000.png")).unwrap(),
+            &[0],
+            |_, _| true,
+        )
+        .unwrap()
+        .unwrap()
+        .remove(0);
+    assert_eq!(probs.len(), 3);
+    assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    // The written model scores as the run reported (the same images through the predict pipeline).
+    let ds = radlens::io::dataset::open_dataset(&data, &Default::default()).unwrap();
+    let again = radlens::train::classify::score_model_folder(
+        &out.join("model.toml"),
+        &ds.split(radlens::io::dataset::Split::Test, 7),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(again.accuracy, test.accuracy);
+}
+
+#[test]
+fn staged_unfreezing_trains_head_then_last_stage_then_all_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synthetic_classes(&data, 24);
+    // Known initial weights with a 3-channel first convolution and a 5-class head, as a user's
+    // ImageNet checkpoint would differ from a 1-channel 3-class model.
+    let probe = dir.path().join("probe");
+    run(&classifier_config(&data, &probe, 1), &Device::Cpu, &mut Vec::new()).unwrap();
+    let mut init: std::collections::HashMap<String, Tensor> = checkpoint_tensors(&probe)
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("param.").map(|k| (k.to_string(), v)))
+        .collect();
+    let conv1 = init["conv1.weight"].clone();
+    let (o, _, kh, kw) = conv1.dims4().unwrap();
+    let rgb = Tensor::cat(&[&conv1, &(&conv1 * 2.0).unwrap(), &(&conv1 * -0.5).unwrap()], 1).unwrap();
+    assert_eq!(rgb.dims(), [o, 3, kh, kw]);
+    init.insert("conv1.weight".into(), rgb);
+    let fc_in = init["fc.weight"].dim(1).unwrap();
+    init.insert("fc.weight".into(), Tensor::ones((5, fc_in), candle_core::DType::F32, &Device::Cpu).unwrap());
+    init.insert("fc.bias".into(), Tensor::zeros(5, candle_core::DType::F32, &Device::Cpu).unwrap());
+    let init_path = dir.path().join("init.safetensors");
+    candle_core::safetensors::save(&init, &init_path).unwrap();
+
+    let staged = |out: &Path, epochs: usize| {
+        let mut c = classifier_config(&data, out, epochs);
+        c.stages = [1, 1];
+        c.init = Some(init_path.clone());
+        c
+    };
+    let p = |t: &std::collections::HashMap<String, Tensor>, k: &str| t[&format!("param.{k}")].clone();
+    let e1 = dir.path().join("e1");
+    let mut text = Vec::new();
+    run(&staged(&e1, 1), &Device::Cpu, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("3 input channels summed into 1"), "{text}");
+    assert!(text.contains("fc.weight") && text.contains("trained from scratch"), "{text}");
+    assert!(text.contains("epoch 1: training head"), "{text}");
+    let t1 = checkpoint_tensors(&e1);
+    // Epoch 1 trains the head only: the first convolution is the summed initial one, layer4 unchanged.
+    let summed = (&conv1 * 2.5).unwrap();
+    let diff = (p(&t1, "conv1.weight") - summed).unwrap().abs().unwrap().flatten_all().unwrap();
+    assert!(diff.max(0).unwrap().to_scalar::<f32>().unwrap() < 1e-6, "conv1 is not the summed initial one");
+    assert!(same(&p(&t1, "layer4.0.conv1.weight"), &init["layer4.0.conv1.weight"]));
+    assert!(same(&p(&t1, "layer1.0.bn1.weight"), &init["layer1.0.bn1.weight"]));
+    assert_eq!(p(&t1, "fc.weight").dims(), [3, fc_in], "the 5-class head was kept");
+    // Epoch 2 adds layer4; epoch 3 trains everything.
+    let e3 = dir.path().join("e3");
+    let mut text3 = Vec::new();
+    run(&staged(&e3, 3), &Device::Cpu, &mut text3).unwrap();
+    let text3 = String::from_utf8(text3).unwrap();
+    assert!(
+        text3.contains("epoch 2: training head + last stage")
+            && text3.contains("epoch 3: training all layers"),
+        "{text3}"
+    );
+    let e2 = dir.path().join("e2");
+    run(&staged(&e2, 2), &Device::Cpu, &mut Vec::new()).unwrap();
+    let (t2, t3) = (checkpoint_tensors(&e2), checkpoint_tensors(&e3));
+    assert!(same(&p(&t2, "conv1.weight"), &p(&t1, "conv1.weight")), "epoch 2 changed conv1");
+    assert!(same(&p(&t2, "layer3.0.conv1.weight"), &p(&t1, "layer3.0.conv1.weight")));
+    assert!(
+        !same(&p(&t2, "layer4.0.conv1.weight"), &p(&t1, "layer4.0.conv1.weight")),
+        "layer4 frozen in epoch 2"
+    );
+    assert!(!same(&p(&t2, "fc.weight"), &p(&t1, "fc.weight")));
+    assert!(!same(&p(&t3, "conv1.weight"), &p(&t2, "conv1.weight")), "conv1 frozen in epoch 3");
+    // Resuming across both stage changes gives the uninterrupted run's weights, bit for bit.
+    let mut resume = staged(&e1, 3);
+    resume.resume = Some(e1.clone());
+    run(&resume, &Device::Cpu, &mut Vec::new()).unwrap();
+    assert_eq!(weights_bytes(&e1), weights_bytes(&e3), "resumed staged run differs");
+}
+
+#[test]
+fn classification_bad_input_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // No labels.csv: nothing to classify.
+    let data = dir.path().join("nolabels");
+    synthetic_dataset(&data, 6);
+    let err =
+        run(&classifier_config(&data, &dir.path().join("o"), 1), &Device::Cpu, &mut Vec::new()).unwrap_err();
+    let TrainError::BadInput(msg) = err else { panic!("expected bad input") };
+    assert!(msg.contains("nolabels") && msg.contains("labels.csv") && !msg.contains('\n'), "{msg}");
+    // A classifier cannot train a segmentation, staged unfreezing is for classifiers, and an --init
+    // checkpoint of another architecture names the missing tensor.
+    let mut c = classifier_config(&data, &dir.path().join("o"), 1);
+    c.task = Task::Segmentation;
+    assert!(
+        matches!(run(&c, &Device::Cpu, &mut Vec::new()), Err(TrainError::BadInput(m)) if m.contains("resnet18"))
+    );
+    let mut c = tiny_config(&data, &dir.path().join("o"), 1);
+    c.stages = [1, 0];
+    assert!(
+        matches!(run(&c, &Device::Cpu, &mut Vec::new()), Err(TrainError::BadInput(m)) if m.contains("--stages"))
+    );
+    let labelled = dir.path().join("labelled");
+    synthetic_classes(&labelled, 12);
+    let other = dir.path().join("other.safetensors");
+    let t = Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap();
+    candle_core::safetensors::save(&std::collections::HashMap::from([("x".to_string(), t)]), &other).unwrap();
+    let mut c = classifier_config(&labelled, &dir.path().join("o3"), 1);
+    c.init = Some(other.clone());
+    match run(&c, &Device::Cpu, &mut Vec::new()) {
+        Err(TrainError::BadInput(m)) => {
+            assert!(
+                m.contains("other.safetensors") && m.contains("'bn1.bias' missing") && !m.contains('\n'),
+                "{m}"
+            )
+        }
+        other => panic!("expected bad input, got {other:?}"),
+    }
+    // The command line: a classifier that does not train here is exit 2, one line.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_radlens"))
+        .args(["train", "--data"])
+        .arg(&labelled)
+        .args(["--arch", "convnext_tiny", "--out"])
+        .arg(dir.path().join("o4"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("convnext_tiny") && err.trim().lines().count() == 1, "{err}");
 }

@@ -1,4 +1,4 @@
-//! `radlens train`: trains a segmentation model on a dataset folder and writes a model folder
+//! `radlens train`: trains a segmentation model or a classifier on a dataset folder and writes a model folder
 //! (`model.toml` + f16 `weights.safetensors`) that `--model` accepts, with `train_log.csv`,
 //! `curves.png` and a resumable checkpoint beside it.
 
@@ -21,15 +21,17 @@ pub struct TrainArgs {
     /// seeded 64/16/20 split.
     #[arg(long)]
     pub data: PathBuf,
-    /// Architecture: unet, resnet-unet or smp-unet.
+    /// Architecture: unet, resnet-unet or smp-unet (segmentation); resnet18, resnet34, resnet50,
+    /// densenet121 or densenet201 (classification).
     #[arg(long)]
     pub arch: String,
     /// Encoder for resnet-unet (resnet18|resnet34|resnet50) and smp-unet (also densenet121).
     #[arg(long)]
     pub encoder: Option<String>,
-    /// segmentation (classification is not available yet).
-    #[arg(long, default_value = "segmentation")]
-    pub task: String,
+    /// segmentation (masks) or classification (labels.csv classes, cross-entropy); default: the
+    /// architecture's task.
+    #[arg(long)]
+    pub task: Option<String>,
     /// Mask folder name (default: the first of infection_binary, infection_masks, masks, ... present).
     #[arg(long)]
     pub mask_dir: Option<String>,
@@ -78,6 +80,16 @@ pub struct TrainArgs {
     /// previous --out); the settings must be the same.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Classification: staged unfreezing, HEAD,PARTIAL epochs: the first HEAD epochs train only the
+    /// head (fc / classifier), the next PARTIAL epochs the head and the last stage (layer4 /
+    /// denseblock4 + norm5), then all layers train.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [0, 0])]
+    pub stages: Vec<usize>,
+    /// Initial weights instead of the seeded initialisation: a PyTorch checkpoint (.safetensors/.pth,
+    /// state-dict names) of the same architecture, e.g. torchvision ImageNet weights; a head of
+    /// another shape is trained from scratch, a 3-channel first convolution is summed into 1 channel.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Output model folder.
@@ -91,20 +103,31 @@ fn bad(s: String) -> CliError {
 
 /// The flags as a [`TrainConfig`]; a bad value is a one-line error.
 pub fn config(a: &TrainArgs) -> Result<TrainConfig, CliError> {
-    let arch =
-        Arch::from_name(&a.arch).filter(|x| matches!(x, Arch::Unet | Arch::ResnetUnet | Arch::SmpUnet));
-    let arch =
-        arch.ok_or_else(|| bad(format!("--arch '{}': expected unet, resnet-unet or smp-unet", a.arch)))?;
+    let trainable = |x: &Arch| {
+        matches!(x, Arch::Unet | Arch::ResnetUnet | Arch::SmpUnet)
+            || crate::train::classify::TRAINABLE.contains(x)
+    };
+    let arch = Arch::from_name(&a.arch).filter(trainable).ok_or_else(|| {
+        bad(format!(
+            "--arch '{}': expected unet, resnet-unet or smp-unet (segmentation), resnet18, resnet34, resnet50, densenet121 or densenet201 (classification)",
+            a.arch
+        ))
+    })?;
     let encoder = match &a.encoder {
         None => None,
         Some(e) => Some(EncoderName::from_name(e).ok_or_else(|| {
             bad(format!("--encoder '{e}': expected resnet18, resnet34, resnet50 or densenet121"))
         })?),
     };
-    let task = match a.task.as_str() {
-        "segmentation" => Task::Segmentation,
-        "classification" => Task::Classification,
-        t => return Err(bad(format!("--task '{t}': expected segmentation or classification"))),
+    let task = match a.task.as_deref() {
+        None => arch.task(),
+        Some("segmentation") => Task::Segmentation,
+        Some("classification") => Task::Classification,
+        Some(t) => return Err(bad(format!("--task '{t}': expected segmentation or classification"))),
+    };
+    let stages = match a.stages.as_slice() {
+        [h, p] => [*h, *p],
+        _ => return Err(bad("--stages: expected HEAD,PARTIAL epochs (e.g. 3,5)".into())),
     };
     let loss = SegLoss::from_name(&a.loss, a.alpha, a.beta, a.gamma)
         .ok_or_else(|| bad(format!("--loss '{}': expected one of {}", a.loss, SegLoss::NAMES.join(", "))))?;
@@ -134,6 +157,8 @@ pub fn config(a: &TrainArgs) -> Result<TrainConfig, CliError> {
         name: a.name.clone(),
         resume: a.resume.clone(),
         augment: !a.no_augment,
+        stages,
+        init: a.init.clone(),
         out: a.out.clone(),
     })
 }
@@ -150,9 +175,10 @@ pub fn run(a: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError> {
     })?;
     writeln!(
         out,
-        "best epoch {} (validation Dice {:.4}); {:.1} s per epoch; model: {}",
+        "best epoch {} (validation {} {:.4}); {:.1} s per epoch; model: {}",
         summary.best_epoch,
-        summary.best_val_dice,
+        if cfg.task == Task::Classification { "accuracy" } else { "Dice" },
+        summary.best_val_score,
         summary.seconds_per_epoch,
         cfg.out.join(crate::model::manifest::MANIFEST_FILE).display()
     )?;

@@ -1,4 +1,4 @@
-//! Training curves as a PNG: losses (train, validation) on the left, validation Dice on the right, drawn
+//! Training curves as a PNG: losses (train, validation) on the left, the validation score on the right, drawn
 //! with plotters into an RGB buffer and written atomically.
 
 use std::path::Path;
@@ -9,8 +9,9 @@ use crate::train::EpochLog;
 
 pub use super::register_embedded_font;
 
-/// Writes the loss and Dice curves of `log` to `path` (900 × 360 PNG).
-pub fn write_curves(path: &Path, log: &[EpochLog]) -> Result<(), String> {
+/// Writes the loss and validation-score curves of `log` to `path` (900 × 360 PNG); `score_title` names
+/// the score (validation Dice or accuracy).
+pub fn write_curves(path: &Path, log: &[EpochLog], score_title: &str) -> Result<(), String> {
     if log.is_empty() {
         return Ok(());
     }
@@ -48,14 +49,14 @@ pub fn write_curves(path: &Path, log: &[EpochLog]) -> Result<(), String> {
             .draw()
             .map_err(|e| fail(e.to_string()))?;
         let mut d = ChartBuilder::on(&right)
-            .caption("validation Dice", ("sans-serif", 18))
+            .caption(score_title, ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
             .build_cartesian_2d(first..last, 0.0..1.0)
             .map_err(|e| fail(e.to_string()))?;
         d.configure_mesh().x_desc("epoch").draw().map_err(|e| fail(e.to_string()))?;
-        d.draw_series(LineSeries::new(log.iter().map(|r| (r.epoch as f64, r.val_dice)), &GREEN))
+        d.draw_series(LineSeries::new(log.iter().map(|r| (r.epoch as f64, r.val_score)), &GREEN))
             .map_err(|e| fail(e.to_string()))?;
         root.present().map_err(|e| fail(e.to_string()))?;
     }
