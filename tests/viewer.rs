@@ -879,3 +879,45 @@ fn choosing_a_model_and_the_stability_of_repeated_maps() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("/nonexistent/model.toml") && !errors[0].contains('\n'), "{}", errors[0]);
 }
+
+/// Every model shipped in `weights/` loads in the viewer by its name: on a chest X-ray the CXR
+/// classifier reports its top class and gives a Grad-CAM map, the CXR segmentation model a predicted
+/// mask; the CT model (the default) predicts on the same image too.
+#[test]
+fn shipped_models_load_in_the_viewer_by_name() {
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
+    let names: Vec<String> =
+        radlens::model::manifest::builtin_models(&weights).into_iter().map(|m| m.0).collect();
+    for want in ["ct-infection-unet", "cxr-covid-resnet18", "cxr-infection-resnet18-unet"] {
+        assert!(names.iter().any(|n| n == want), "{want} not among the shipped models {names:?}");
+    }
+    let mut opts = app_options(None, false);
+    opts.builtin_dir = weights;
+    opts.open = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/raster/cxr_covid_01902.png"));
+    let mut h = app_harness(ViewerApp::new(opts), Vec2::new(1000.0, 600.0));
+    wait_until(&mut h, "the loader", |a| !a.is_loading());
+    assert_eq!(h.state().model.as_deref(), Some("ct-infection-unet"), "the default of five built-in models");
+    for name in ["cxr-covid-resnet18", "cxr-infection-resnet18-unet", "ct-infection-unet"] {
+        h.state_mut().execute(Command::SelectModel(name.into()));
+        h.state_mut().execute(Command::Predict { whole_volume: false });
+        h.state_mut().execute(Command::Explain { method: "gradcam".into() });
+        h.step();
+        wait_until(&mut h, name, |a| a.pending_jobs() == 0);
+        let app = h.state();
+        assert!(app.errors.is_empty(), "{name}: {:?}", app.errors);
+        assert_eq!(app.model.as_deref(), Some(name));
+        let key = app.controls.params_for("gradcam").key();
+        let map =
+            app.doc.heatmap("gradcam", name, &key, 0).unwrap_or_else(|| panic!("{name}: no Grad-CAM map"));
+        assert!(map.values.iter().all(|v| v.is_finite()), "{name}: a map with NaN or ∞");
+        if name == "cxr-covid-resnet18" {
+            // The classifier's evidence for its top class on a COVID-19 image: never an empty map. (A
+            // segmentation model's Grad-CAM may be all zero after the ReLU, so it is not asked.)
+            assert!(map.values.iter().any(|v| *v != 0.0), "{name}: an all-zero map");
+            let note = app.notes.iter().find(|n| n.starts_with(name)).expect("the classifier's top class");
+            assert!(["COVID-19", "Non-COVID", "Normal"].iter().any(|c| note.contains(c)), "{note}");
+        } else {
+            assert_eq!(app.doc.prediction.as_ref().map(|p| p.model.as_str()), Some(name));
+        }
+    }
+}

@@ -17,7 +17,7 @@ use crate::io::heatmap::{load_heatmap, load_mask_onto, save_heatmap, save_mask, 
 use crate::io::series::SeriesSummary;
 use crate::io::{load_study, LoadError, LoadOptions, Study};
 use crate::metrics::segmentation_scores;
-use crate::model::manifest::{builtin_models, resolve_model};
+use crate::model::manifest::{builtin_models, resolve_model, DEFAULT_MODEL};
 use crate::model::weights::DeviceChoice;
 use crate::model::{builtin_dir, probabilities_to_labels, Task};
 use crate::pipeline::worker::Worker;
@@ -172,7 +172,10 @@ impl ViewerApp {
             .or_else(|| {
                 persisted.last_model.clone().filter(|m| resolve_model(m, &options.builtin_dir).is_ok())
             })
-            .or_else(|| models.first().map(|(n, _)| n.clone()));
+            .or_else(|| {
+                let default = models.iter().find(|(n, _)| n == DEFAULT_MODEL).or(models.first());
+                default.map(|(n, _)| n.clone())
+            });
         let worker = match Worker::spawn() {
             Ok(w) => Some(w),
             Err(e) => {

@@ -62,6 +62,10 @@ pub const MAX_INPUT_SIDE: usize = 4096;
 /// The file name a model folder holds.
 pub const MANIFEST_FILE: &str = "model.toml";
 
+/// The built-in model the viewer selects when neither the command line nor the settings name one (the
+/// CT infection U-Net; any other built-in model when it is not installed).
+pub const DEFAULT_MODEL: &str = "ct-infection-unet";
+
 /// Architectures, named as in `model.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
