@@ -509,3 +509,77 @@ fn eval_with_nothing_scorable_or_bad_flags_exits_2() {
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+/// The shipped CXR classifier, by its built-in name, on a folder laid out like
+/// `cxr_covid_qu_ex_infection` (images/, infection_masks/, labels.csv) holding two real COVID-19
+/// radiographs with their infection masks and one Normal image with an empty mask: Grad-CAM and LIME
+/// maps are scored on the two COVID-19 images for the COVID-19 class, all three count toward accuracy.
+#[test]
+fn eval_scores_the_shipped_cxr_classifier_grad_cam_and_lime() {
+    let raster = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/raster");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cxr");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    std::fs::create_dir_all(data.join("infection_masks")).unwrap();
+    for id in ["01902", "01903"] {
+        std::fs::copy(
+            raster.join(format!("cxr_covid_{id}.png")),
+            data.join(format!("images/covid_{id}.png")),
+        )
+        .unwrap();
+        std::fs::copy(
+            raster.join(format!("cxr_covid_{id}_infection.png")),
+            data.join(format!("infection_masks/covid_{id}.png")),
+        )
+        .unwrap();
+    }
+    let normal = image::open(raster.join("cxr_covid_01903.png")).unwrap().to_luma8();
+    let (w, h) = normal.dimensions();
+    normal.save(data.join("images/normal_00001.png")).unwrap();
+    image::GrayImage::new(w, h).save(data.join("infection_masks/normal_00001.png")).unwrap();
+    std::fs::write(
+        data.join("labels.csv"),
+        "file,class\ncovid_01902.png,COVID-19\ncovid_01903.png,COVID-19\nnormal_00001.png,Normal\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = radlens(&[
+        "eval",
+        "--model",
+        "cxr-covid-resnet18",
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "all",
+        "--methods",
+        "gradcam,lime",
+        "--samples",
+        "200",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let m = &s["models"]["cxr-covid-resnet18"];
+    assert_eq!(m["task"], "classification", "{m}");
+    assert_eq!(m["accuracy"]["n"], 3, "{m}");
+    for method in ["gradcam", "lime"] {
+        let g = &m["methods"][method];
+        assert_eq!(g["images"], 2, "{method}: {g}");
+        assert_eq!(g["class"], "COVID-19", "{method}");
+        for key in ["miou", "mdice", "mhd", "hit_rate"] {
+            let v = g[key]["mean"].as_f64().unwrap_or_else(|| panic!("{method} {key}: {g}"));
+            assert!(v.is_finite() && v >= 0.0, "{method} {key} = {v}");
+        }
+        assert!(g["miou"]["mean"].as_f64().unwrap() <= 1.0);
+    }
+    let rows = csv_rows(&out.join("per_image.csv"));
+    assert_eq!(rows.len(), 4, "a header and three images");
+    let col = rows[0].iter().position(|c| c == "gradcam_iou").expect("a gradcam_iou column");
+    for r in &rows[1..] {
+        let covid = r.iter().any(|c| c.contains("covid_"));
+        assert_eq!(!r[col].is_empty(), covid, "maps only on the COVID-19 images: {r:?}");
+    }
+}
