@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
-use radlens::model::conv::{conv2d, reference_conv2d, ConvParams};
+use radlens::model::conv::{conv2d, conv2d_add, reference_conv2d, ConvParams};
 use radlens::model::layers;
 
 /// Normal samples from a fixed per-test seed (each test runs on its own thread), so a failure can be
@@ -157,6 +157,61 @@ fn fused_constant_bias_and_relu_gradient() {
     );
     // The constant weight gets no gradient.
     assert!(ga.get(&w).is_none());
+}
+
+/// The residual-fused convolution (`relu(conv(x) + b + r)`, a ResNet block's tail) equals the
+/// separate conv, add and ReLU, in value and in the gradients of input, weight and residual; with a
+/// constant bias (fused) and a tracked one (added separately), with and without the ReLU.
+#[test]
+fn residual_fused_conv_equals_conv_add_relu() {
+    let dev = Device::Cpu;
+    for (i, &(n, c, co, h, w, kh, kw, params, _)) in cases().iter().enumerate() {
+        let x = Var::from_tensor(&randn(0f32, 1., (n, c, h, w), &dev).unwrap()).unwrap();
+        let wt = Var::from_tensor(&randn(0f32, 0.3, (co, c / params.groups, kh, kw), &dev).unwrap()).unwrap();
+        let b = randn(0f32, 1., co, &dev).unwrap();
+        let bv = Var::from_tensor(&b).unwrap();
+        let out_shape =
+            reference_conv2d(x.as_tensor(), wt.as_tensor(), None, params, false).unwrap().shape().clone();
+        let res = Var::from_tensor(&randn(0f32, 1., out_shape.clone(), &dev).unwrap()).unwrap();
+        for (relu, bias) in [(true, Some(&b)), (false, Some(&b)), (true, None), (true, Some(bv.as_tensor()))]
+        {
+            let what = format!(
+                "case {i} relu {relu} bias {}",
+                bias.map_or("none", |t| if t.is_variable() { "var" } else { "const" })
+            );
+            let fast =
+                conv2d_add(x.as_tensor(), wt.as_tensor(), bias, params, res.as_tensor(), relu).unwrap();
+            let pre = (reference_conv2d(x.as_tensor(), wt.as_tensor(), bias, params, false).unwrap()
+                + res.as_tensor())
+            .unwrap();
+            let want = if relu { pre.relu().unwrap() } else { pre.clone() };
+            assert_close(&format!("{what} forward"), &fast, &want, 1e-5);
+            let want = if relu { relu_with_mask_of(&pre, &fast) } else { want };
+            let r = randn(0f32, 1., out_shape.clone(), &dev).unwrap();
+            let ga = (&fast * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let ge = (&want * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for (name, t) in
+                [("input", x.as_tensor()), ("weight", wt.as_tensor()), ("residual", res.as_tensor())]
+            {
+                let (Some(a), Some(e)) = (ga.get(t), ge.get(t)) else { panic!("{what}: no {name} gradient") };
+                assert_close(&format!("{what} {name} gradient"), a, e, 1e-4);
+            }
+            if bias.is_some_and(|t| t.is_variable()) {
+                assert_close(
+                    &format!("{what} bias gradient"),
+                    ga.get(&bv).unwrap(),
+                    ge.get(&bv).unwrap(),
+                    1e-4,
+                );
+            }
+        }
+    }
+    // A residual of the wrong shape is an error naming both shapes, not a panic.
+    let x = randn(0f32, 1., (1, 3, 8, 8), &dev).unwrap();
+    let wt = randn(0f32, 1., (4, 3, 3, 3), &dev).unwrap();
+    let r = randn(0f32, 1., (1, 4, 7, 8), &dev).unwrap();
+    let err = conv2d_add(&x, &wt, None, p(1, 1, 1, 1), &r, true).unwrap_err().to_string();
+    assert!(err.contains("residual"), "{err}");
 }
 
 /// The input gradient against central finite differences (independent of candle's autograd), in f64

@@ -497,3 +497,27 @@ fn activations_and_grid_resize() {
     let grid = preprocess::resize_to_grid(&[0.0, 1.0, 1.0, 1.0], 2, 1, 2, 1, 4);
     assert_eq!(grid, vec![0.0, 0.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0]);
 }
+
+/// Inference records no autograd graph: every shipped model, loaded as the viewer and the CLI load it,
+/// gives a forward output that tracks nothing (candle keeps BatchNorm's running statistics as `Var`s;
+/// folded into the convolution weights undetached, they made every forward keep all its activations
+/// alive and every gradient explainer compute weight gradients for every layer). And a gradient at a
+/// layer still flows when the caller asks for one.
+#[test]
+fn shipped_models_run_inference_without_a_gradient_graph() {
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
+    let models = radlens::model::manifest::builtin_models(&weights);
+    assert!(models.len() >= 3, "shipped models: {models:?}");
+    for (name, path) in models {
+        let m = radlens::model::load_model(&path, &Device::Cpu).unwrap();
+        let [h, w] = m.manifest.input_size;
+        let x = Tensor::randn(0f32, 1., (1, m.manifest.in_channels, h, w), &Device::Cpu).unwrap();
+        let y = m.net.forward(&x).unwrap();
+        assert!(!y.track_op(), "{name}: the inference forward recorded a graph");
+        let mut tap = radlens::model::Tap::recording_all();
+        m.net.forward_tap(&x, &mut tap).unwrap();
+        for layer in tap.visited().to_vec() {
+            assert!(!tap.get(&layer).unwrap().track_op(), "{name}: {layer} is tracked in inference");
+        }
+    }
+}

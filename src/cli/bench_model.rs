@@ -143,6 +143,9 @@ fn time_row(
         None
     };
     run_once(net, work, &x, train.as_mut())?; // warm-up: allocator, caches
+                                              // The peak is this row's own: free heap kept from building the network and from earlier rows
+                                              // (main.rs keeps up to 1 GiB) goes back to the system first; the timed runs then grow it again.
+    release_free_heap();
     let peak_reset = reset_peak_rss();
     let cpu_start = cpu_seconds();
     let mut secs = Vec::new();
@@ -171,6 +174,16 @@ fn cpu_seconds() -> Option<f64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+/// Hands free heap memory back to the system (glibc's `malloc_trim`), so that a peak RSS measured
+/// afterwards is not inflated by memory freed before.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Resets the process's peak RSS (`VmHWM`) on Linux; false where that is not possible.

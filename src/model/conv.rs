@@ -18,7 +18,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Stride, zero padding, dilation and groups of a convolution (as `nn.Conv2d`).
@@ -278,7 +278,16 @@ fn threads() -> usize {
 }
 
 /// y = act(conv(x, w) + bias) for contiguous f32 NCHW `x` and (co, c/g, kh, kw) `w`.
-fn forward_f32(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+/// With `residual` (the output's shape), y = act(conv(x, w) + bias + residual): a ResNet block's
+/// shortcut added while the tile is in cache.
+fn forward_f32(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
     let pix = g.pixels();
     // Not zero-initialised: the GEMMs below overwrite every element (every image, tile and group), and
     // nothing reads `out` before that.
@@ -313,20 +322,21 @@ fn forward_f32(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
                     );
                 }
             }
-            if bias.is_some() || relu {
+            if bias.is_some() || relu || residual.is_some() {
                 for co in 0..g.co {
+                    let at = (img * g.co + co) * pix + cols.start;
                     // SAFETY: as above, this tile's columns belong to this thread.
-                    let row = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            out_ptr.0.add((img * g.co + co) * pix + cols.start),
-                            len,
-                        )
-                    };
+                    let row = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(at), len) };
                     let b = bias.map_or(0.0, |b| b[co]);
-                    if relu {
-                        row.iter_mut().for_each(|v| *v = (*v + b).max(0.0));
-                    } else {
-                        row.iter_mut().for_each(|v| *v += b);
+                    match (residual, relu) {
+                        (Some(r), true) => {
+                            row.iter_mut().zip(&r[at..at + len]).for_each(|(v, r)| *v = (*v + b + r).max(0.0))
+                        }
+                        (Some(r), false) => {
+                            row.iter_mut().zip(&r[at..at + len]).for_each(|(v, r)| *v += b + r)
+                        }
+                        (None, true) => row.iter_mut().for_each(|v| *v = (*v + b).max(0.0)),
+                        (None, false) => row.iter_mut().for_each(|v| *v += b),
                     }
                 }
             }
@@ -512,7 +522,7 @@ impl CustomOp2 for ConvOp {
         }
         let x = contiguous_f32(s1, l1, "input")?;
         let w = contiguous_f32(s2, l2, "weight")?;
-        let y = forward_f32(&g, x, w, self.bias.as_deref().map(|b| b.as_slice()), self.relu);
+        let y = forward_f32(&g, x, w, self.bias.as_deref().map(|b| b.as_slice()), None, self.relu);
         Ok((CpuStorage::F32(y), (g.n, g.co, g.oh, g.ow).into()))
     }
 
@@ -523,27 +533,134 @@ impl CustomOp2 for ConvOp {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad =
-            if self.relu { grad.mul(&res.detach().gt(0f32)?.to_dtype(grad.dtype())?)? } else { grad.clone() };
-        let grad = grad.detach().contiguous()?;
+        let grad = if self.relu { relu_grad(grad, res)? } else { grad.detach().contiguous()? };
+        conv_backward(self.params, x, w, &grad)
+    }
+}
+
+/// `grad` where the ReLU's output `res` is positive, else 0: the ReLU's backward in one pass.
+fn relu_grad(grad: &Tensor, res: &Tensor) -> Result<Tensor> {
+    let (grad, res) = (grad.detach().contiguous()?, res.detach().contiguous()?);
+    if grad.dtype() == DType::F32 && res.dtype() == DType::F32 && grad.device().is_cpu() {
+        grad.apply_op2_no_bwd(&res, &ReluGrad)
+    } else {
+        grad.mul(&res.gt(0f32)?.to_dtype(grad.dtype())?)
+    }
+}
+
+/// (grad, relu output) → grad masked by output > 0.
+struct ReluGrad;
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "radlens-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            bail!("relu backward: gradient {:?} for output {:?}", l1.shape(), l2.shape())
+        }
+        let g = contiguous_f32(s1, l1, "gradient")?;
+        let y = contiguous_f32(s2, l2, "output")?;
+        let mut out = vec![0f32; g.len()];
+        out.par_chunks_mut(1 << 16).zip(g.par_chunks(1 << 16).zip(y.par_chunks(1 << 16))).for_each(
+            |(o, (g, y))| {
+                for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
+                    *o = if *y > 0.0 { *g } else { 0.0 };
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// The input and weight gradients of a convolution given the gradient at its (pre-activation) output,
+/// each only when that argument is tracked.
+fn conv_backward(
+    params: ConvParams,
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    {
         let dx = if x.track_op() {
             Some(grad.apply_op2_no_bwd(
                 &w.detach().contiguous()?,
-                &ConvBackwardInput { params: self.params, input: x.dims4()? },
+                &ConvBackwardInput { params, input: x.dims4()? },
             )?)
         } else {
             None
         };
-        let dw =
-            if w.track_op() {
-                Some(x.detach().contiguous()?.apply_op2_no_bwd(
-                    &grad,
-                    &ConvBackwardWeight { params: self.params, weight: w.dims4()? },
-                )?)
-            } else {
-                None
-            };
+        let dw = if w.track_op() {
+            Some(
+                x.detach()
+                    .contiguous()?
+                    .apply_op2_no_bwd(grad, &ConvBackwardWeight { params, weight: w.dims4()? })?,
+            )
+        } else {
+            None
+        };
         Ok((dx, dw))
+    }
+}
+
+/// The forward op on (x, weight, residual): `act(conv(x, w) + bias + residual)`, a ResNet block's last
+/// convolution with its shortcut and ReLU in one pass. The graph then keeps one tensor where the
+/// separate add and ReLU kept three, and the backward skips their two passes.
+#[derive(Debug, Clone)]
+struct ConvResidualOp {
+    params: ConvParams,
+    bias: Option<Arc<Vec<f32>>>,
+    relu: bool,
+}
+
+impl CustomOp3 for ConvResidualOp {
+    fn name(&self) -> &'static str {
+        "radlens-conv2d-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(dims4(l1, "input")?, dims4(l2, "weight")?, self.params)?;
+        if dims4(l3, "residual")? != (g.n, g.co, g.oh, g.ow) {
+            bail!("conv2d: residual {:?} for output {:?}", l3.shape(), (g.n, g.co, g.oh, g.ow))
+        }
+        if let Some(b) = &self.bias {
+            if b.len() != g.co {
+                bail!("conv2d: bias of {} for {} output channels", b.len(), g.co)
+            }
+        }
+        let x = contiguous_f32(s1, l1, "input")?;
+        let w = contiguous_f32(s2, l2, "weight")?;
+        let r = contiguous_f32(s3, l3, "residual")?;
+        let y = forward_f32(&g, x, w, self.bias.as_deref().map(|b| b.as_slice()), Some(r), self.relu);
+        Ok((CpuStorage::F32(y), (g.n, g.co, g.oh, g.ow).into()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        r: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = if self.relu { relu_grad(grad, res)? } else { grad.detach().contiguous()? };
+        let (dx, dw) = conv_backward(self.params, x, w, &grad)?;
+        Ok((dx, dw, r.track_op().then_some(grad)))
     }
 }
 
@@ -637,6 +754,38 @@ pub fn conv2d(
         y = y.relu()?;
     }
     Ok(y)
+}
+
+/// `act(conv2d(x, weight) + bias + residual)` (then ReLU when `relu`): a residual block's last
+/// convolution, its shortcut and its ReLU. On the CPU in f32 with a constant (or no) bias this is one
+/// fused op; otherwise the same composition of separate ops.
+pub fn conv2d_add(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: ConvParams,
+    residual: &Tensor,
+    relu: bool,
+) -> Result<Tensor> {
+    let fast = x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && residual.dtype() == DType::F32
+        && bias.is_none_or(|b| !b.track_op() && b.dtype() == DType::F32);
+    if !fast {
+        let y = (conv2d(x, weight, bias, params, false)? + residual)?;
+        return if relu { y.relu() } else { Ok(y) };
+    }
+    let g = Geom::new(x.dims4()?, weight.dims4()?, params)?;
+    if residual.dims4()? != (g.n, g.co, g.oh, g.ow) {
+        bail!("conv2d: residual {:?} for output {:?}", residual.dims(), (g.n, g.co, g.oh, g.ow))
+    }
+    let bias = match bias {
+        Some(b) => Some(Arc::new(b.flatten_all()?.to_vec1::<f32>()?)),
+        None => None,
+    };
+    let op = ConvResidualOp { params, bias, relu };
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &residual.contiguous()?, op)
 }
 
 /// candle's convolution with the same arguments: the fallback off the CPU and the reference in tests.

@@ -115,15 +115,18 @@ impl ConvBn {
         if trainable || conv.weight().dtype() != candle_core::DType::F32 {
             return Ok(Self::unfolded(conv, bn));
         }
+        // candle keeps the running statistics as `Var`s: detached here, or the folded weights would
+        // carry a graph back to them, every forward would record one (keeping each activation alive)
+        // and every backward would compute weight gradients nobody reads.
         let f64 = candle_core::DType::F64;
-        let inv_std = (bn.running_var().to_dtype(f64)? + bn.eps())?.sqrt()?.recip()?;
+        let inv_std = (bn.running_var().detach().to_dtype(f64)? + bn.eps())?.sqrt()?.recip()?;
         let (scale, beta) = match bn.weight_and_bias() {
             Some((w, b)) => (w.to_dtype(f64)?.mul(&inv_std)?, Some(b.to_dtype(f64)?)),
             None => (inv_std, None),
         };
         let co = scale.dim(0)?;
         let weight = conv.weight().to_dtype(f64)?.broadcast_mul(&scale.reshape((co, 1, 1, 1))?)?;
-        let mean = bn.running_mean().to_dtype(f64)?;
+        let mean = bn.running_mean().detach().to_dtype(f64)?;
         let mut bias = match conv.bias() {
             Some(b) => b.to_dtype(f64)?.sub(&mean)?.mul(&scale)?,
             None => mean.mul(&scale)?.neg()?,
@@ -163,6 +166,22 @@ impl ConvBn {
     /// `relu(bn(conv(x)))`, the ReLU fused into the folded convolution.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_act(x, true)
+    }
+
+    /// `relu(bn(conv(x)) + residual)`: a residual block's last convolution, shortcut and ReLU, fused
+    /// into one op when the BN is folded.
+    pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        match &self.bn {
+            None => fastconv::conv2d_add(
+                x,
+                self.conv.weight(),
+                self.conv.bias(),
+                conv_params(&self.conv),
+                residual,
+                true,
+            ),
+            Some(_) => (self.forward(x)? + residual)?.relu(),
+        }
     }
 
     fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {

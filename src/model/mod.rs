@@ -72,6 +72,10 @@ pub struct Tap {
     record: HashSet<String>,
     recorded: HashMap<String, Tensor>,
     replace: HashMap<String, Tensor>,
+    /// Module paths whose activation becomes a gradient-tracked `Var` (recorded as such).
+    track: HashSet<String>,
+    /// The first error met while making such a `Var`.
+    error: Option<String>,
     visited: Vec<String>,
 }
 
@@ -98,10 +102,31 @@ impl Tap {
         self
     }
 
+    /// Makes the activation at `name` a `Var` (the same values, detached from what came before) and
+    /// records it: the rest of the network runs from it, so one forward pass gives both the activation
+    /// and, after `backward`, its gradient.
+    pub fn tracking(name: impl Into<String>) -> Self {
+        Tap { track: HashSet::from([name.into()]), ..Tap::default() }
+    }
+
+    /// The error met while making a tracked activation a `Var`, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
     /// Called by networks at each named module output.
     pub fn visit(&mut self, name: &str, x: Tensor) -> Tensor {
         self.visited.push(name.to_string());
-        let x = self.replace.remove(name).unwrap_or(x);
+        let mut x = self.replace.remove(name).unwrap_or(x);
+        if self.track.remove(name) {
+            match candle_core::Var::from_tensor(&x.detach()) {
+                Ok(v) => {
+                    x = v.as_tensor().clone();
+                    self.recorded.insert(name.to_string(), x.clone());
+                }
+                Err(e) => self.error = Some(e.to_string()),
+            }
+        }
         if self.record_all || self.record.contains(name) {
             self.recorded.insert(name.to_string(), x.clone());
         }

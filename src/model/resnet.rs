@@ -138,16 +138,17 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut y = x.clone();
-        let last = self.convs.len() - 1;
-        for (i, c) in self.convs.iter().enumerate() {
-            y = if i < last { c.forward_relu(&y)? } else { c.forward(&y)? };
-        }
         let identity = match &self.downsample {
             Some(d) => d.forward(x)?,
             None => x.clone(),
         };
-        (y + identity)?.relu()
+        let (last, inner) =
+            self.convs.split_last().ok_or_else(|| candle_core::Error::Msg("empty block".into()))?;
+        let mut y = x.clone();
+        for c in inner {
+            y = c.forward_relu(&y)?;
+        }
+        last.forward_add_relu(&y, &identity)
     }
 }
 

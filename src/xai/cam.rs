@@ -9,7 +9,7 @@
 //!
 //! Unlike pytorch-grad-cam the map is NOT min-max scaled: values are raw, the viewer scales.
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, D};
 
 use super::{ExplainInput, Heatmap, Params, Progress, Target, XaiError};
 use crate::model::preprocess::resize_bilinear;
@@ -45,25 +45,27 @@ pub fn activations(net: &dyn Network, input: &Tensor, layer: &str) -> Result<(Te
 }
 
 /// Activations `A` (N, K, h, w) at `layer` and the gradient of the summed target score with respect to
-/// them. Two passes: one records `A`, the second substitutes a `Var` holding `A` at the layer and runs
-/// the rest of the network from it (candle 0.11 gives no gradient for an intermediate tensor). A
-/// target that does not depend on the layer gets zero gradients.
+/// them, from one forward pass: the tap turns `A` into a `Var` where the network produces it and the
+/// rest of the network runs from that `Var` (candle 0.11 gives no gradient for an intermediate tensor).
+/// A target that does not depend on the layer gets zero gradients.
 pub fn activations_and_gradients(
     net: &dyn Network,
     input: &Tensor,
     layer: &str,
     target: &Target,
 ) -> Result<(Tensor, Tensor), XaiError> {
-    let (a, _) = activations(net, input, layer)?;
-    let var = Var::from_tensor(&a)?;
-    let mut tap = Tap::none().replacing(layer, var.as_tensor().clone());
+    let mut tap = Tap::tracking(layer);
     let logits = net.forward_tap(input, &mut tap)?;
+    if let Some(e) = tap.error() {
+        return Err(XaiError::Candle(candle_core::Error::Msg(format!("tracking layer {layer}: {e}"))));
+    }
+    let Some(a) = tap.take(layer) else { return Err(unknown_layer(layer, &tap)) };
     let grads = target.score(&logits)?.sum_all()?.backward()?;
-    let g = match grads.get(var.as_tensor()) {
+    let g = match grads.get(&a) {
         Some(g) => g.detach(),
         None => a.zeros_like()?,
     };
-    Ok((a, g))
+    Ok((a.detach(), g))
 }
 
 /// `relu(Σ_k W_k·A_k)` for the first batch item: `a` (N, K, h, w) or (K, h, w); `w` (K) per channel
