@@ -420,3 +420,116 @@ fn nearest_upsampling_and_its_gradient() {
     let block_sums = r.reshape((2, 3, 4, 2, 5, 2)).unwrap().sum(5).unwrap().sum(3).unwrap();
     assert_close("nearest upsampling gradient", g.get(x.as_tensor()).unwrap(), &block_sums, 1e-6);
 }
+
+/// Two BatchNorms over equal but separate parameters (γ, β as `Var`s) and running statistics.
+fn twin_batch_norms(c: usize, dev: &Device) -> [(candle_nn::BatchNorm, Var, Var); 2] {
+    let gamma = randn(1.0, 0.3, c, dev).unwrap();
+    let beta = randn(0.0, 0.5, c, dev).unwrap();
+    let mean = randn(0.0, 0.2, c, dev).unwrap();
+    let var = (randn(0.0, 0.3, c, dev).unwrap().abs().unwrap() + 0.5).unwrap();
+    let make = || {
+        let (g, b) = (
+            Var::from_tensor(&gamma.copy().unwrap()).unwrap(),
+            Var::from_tensor(&beta.copy().unwrap()).unwrap(),
+        );
+        let bn = candle_nn::BatchNorm::new(
+            c,
+            mean.copy().unwrap(),
+            var.copy().unwrap(),
+            g.as_tensor().clone(),
+            b.as_tensor().clone(),
+            1e-5,
+        )
+        .unwrap();
+        (bn, g, b)
+    };
+    [make(), make()]
+}
+
+#[test]
+fn training_batch_norm_equals_candle_values_running_stats_and_gradients() {
+    let dev = Device::Cpu;
+    for (relu, shape) in [(false, (2, 5, 6, 7)), (true, (3, 4, 5, 5)), (true, (1, 3, 2, 1))] {
+        let c = shape.1;
+        let [(ours, g1, b1), (theirs, g2, b2)] = twin_batch_norms(c, &dev);
+        // Off-centre input so that the mean matters; a random upstream gradient.
+        let x = Var::from_tensor(&randn(0.7, 2.0, shape, &dev).unwrap()).unwrap();
+        let r = randn(0.0, 1.0, shape, &dev).unwrap();
+        let y = radlens::model::channel::batch_norm_train(&ours, x.as_tensor(), relu).unwrap();
+        let pre = candle_nn::ModuleT::forward_t(&theirs, x.as_tensor(), true).unwrap();
+        let reference = if relu { relu_with_mask_of(&pre, &y) } else { pre };
+        assert_close("output", &y, &reference, 1e-5);
+        assert_close("running mean", ours.running_mean(), theirs.running_mean(), 1e-6);
+        assert_close("running var", ours.running_var(), theirs.running_var(), 1e-5);
+        assert!(max_abs_diff(ours.running_mean(), &randn(0.0, 0.0, c, &dev).unwrap()) > 0.0);
+
+        let ga = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (&reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for (what, a, b) in [("x", &x, &x), ("gamma", &g1, &g2), ("beta", &b1, &b2)] {
+            let (da, db) = (ga.get(a.as_tensor()).unwrap(), gb.get(b.as_tensor()).unwrap());
+            assert_close(&format!("d{what} (relu {relu}, {shape:?})"), da, db, 1e-4);
+        }
+        // The input gradient of a BN in training mode sums to zero per channel (the mean is removed)
+        // when there is no ReLU: a check that does not lean on candle.
+        if !relu {
+            let dx = ga.get(x.as_tensor()).unwrap().sum((0, 2, 3)).unwrap();
+            assert!(max_abs(&dx) < 1e-4, "dx sums {dx}");
+        }
+    }
+}
+
+#[test]
+fn training_batch_norm_through_layers_uses_batch_statistics_and_rejects_single_values() {
+    let dev = Device::Cpu;
+    let [(norm, _, _), _] = twin_batch_norms(3, &dev);
+    let x = randn(3.0, 2.0, (2, 3, 4, 4), &dev).unwrap();
+    let y = {
+        let _train = radlens::model::train_mode::TrainMode::enter(true);
+        layers::bn(&norm, &x).unwrap()
+    };
+    // γ·x̂ + β: removing β and dividing by γ leaves zero mean and unit (biased) variance per channel.
+    let (g, b) = norm.weight_and_bias().unwrap();
+    let xhat = y
+        .broadcast_sub(&b.reshape((1, 3, 1, 1)).unwrap())
+        .unwrap()
+        .broadcast_div(&g.reshape((1, 3, 1, 1)).unwrap())
+        .unwrap();
+    let mean = xhat.mean((0, 2, 3)).unwrap();
+    let var = xhat.sqr().unwrap().mean((0, 2, 3)).unwrap();
+    assert!(max_abs(&mean) < 1e-4, "mean {mean}");
+    assert!(max_abs(&(var - 1.0).unwrap()) < 1e-3);
+    let one = randn(0.0, 1.0, (1, 3, 1, 1), &dev).unwrap();
+    let err = radlens::model::channel::batch_norm_train(&norm, &one, false).unwrap_err().to_string();
+    assert!(err.contains("more than one value"), "{err}");
+}
+
+#[test]
+fn tracked_bias_add_equals_broadcast_add_with_gradients() {
+    let dev = Device::Cpu;
+    let y = Var::from_tensor(&randn(0.0, 1.0, (2, 4, 5, 3), &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&randn(0.0, 1.0, 4, &dev).unwrap()).unwrap();
+    let r = randn(0.0, 1.0, (2, 4, 5, 3), &dev).unwrap();
+    let ours = radlens::model::channel::bias_add(y.as_tensor(), b.as_tensor()).unwrap();
+    let theirs = y.as_tensor().broadcast_add(&b.as_tensor().reshape((1, 4, 1, 1)).unwrap()).unwrap();
+    assert_close("output", &ours, &theirs, 1e-6);
+    let ga = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gb = (&theirs * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_close("dy", ga.get(y.as_tensor()).unwrap(), gb.get(y.as_tensor()).unwrap(), 1e-6);
+    assert_close("db", ga.get(b.as_tensor()).unwrap(), gb.get(b.as_tensor()).unwrap(), 1e-5);
+    // A tracked bias through the fast convolution: its gradient is the channel sum of the output's.
+    let x = randn(0.0, 1.0, (2, 3, 6, 6), &dev).unwrap();
+    let w = randn(0.0, 0.3, (4, 3, 3, 3), &dev).unwrap();
+    let out = conv2d(
+        &x,
+        &w,
+        Some(b.as_tensor()),
+        ConvParams { stride: 1, padding: 1, dilation: 1, groups: 1 },
+        false,
+    )
+    .unwrap();
+    let g = out.sum_all().unwrap().backward().unwrap();
+    let db = g.get(b.as_tensor()).unwrap();
+    assert_close("conv db", db, &Tensor::full(72f32, 4, &dev).unwrap(), 1e-5);
+    let bad = radlens::model::channel::bias_add(y.as_tensor(), &Tensor::zeros(3, DType::F32, &dev).unwrap());
+    assert!(bad.unwrap_err().to_string().contains("bias of 3 for 4 channels"));
+}

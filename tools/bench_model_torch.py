@@ -131,8 +131,8 @@ def make_work(work, model, x):
             return xi.grad
         return run
     if work == "train":
-        # BatchNorm in inference mode, as radlens's layers (same arithmetic).
-        model.eval()
+        # BatchNorm in training mode, as `radlens bench model` runs this row (and `radlens train`).
+        model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         mask = (torch.rand(x.shape[0], 1, x.shape[2], x.shape[3]) >= 0.5).float()
         loss_fn = torch.nn.BCEWithLogitsLoss()

@@ -29,7 +29,8 @@ enum Work {
     /// whole network is traversed backwards).
     InputGrad,
     /// One training step: forward, BCE-with-logits loss against a fixed mask, backward to every
-    /// parameter, AdamW update (BatchNorm in inference mode in both frameworks).
+    /// parameter, AdamW update, with BatchNorm in training mode (batch statistics, running statistics
+    /// updated) in both frameworks, as `radlens train` and `model.train()` run it.
     Train,
 }
 
@@ -104,6 +105,7 @@ fn run_once(
         }
         Work::Train => {
             let Some((opt, mask)) = train else { candle_core::bail!("training row without an optimiser") };
+            let _mode = crate::model::train_mode::TrainMode::enter(true);
             let logits = net.forward(x)?;
             let loss = candle_nn::loss::binary_cross_entropy_with_logit(&logits, mask)?;
             opt.backward_step(&loss)?;

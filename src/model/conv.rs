@@ -748,7 +748,7 @@ pub fn conv2d(
     let op = ConvOp { params, bias: fused_bias, relu: fuse_relu };
     let mut y = x.contiguous()?.apply_op2(&weight.contiguous()?, op)?;
     if let Some(b) = separate_bias {
-        y = y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?;
+        y = super::channel::bias_add(&y, b)?;
     }
     if relu && !fuse_relu {
         y = y.relu()?;

@@ -37,7 +37,7 @@ pub fn batch_norm(vb: VarBuilder, c: usize) -> Result<BatchNorm> {
 pub fn bn(bn: &BatchNorm, x: &Tensor) -> Result<Tensor> {
     if super::train_mode::is_training() {
         // Batch statistics; running statistics updated with momentum 0.1 (see model::train_mode).
-        return candle_nn::ModuleT::forward_t(bn, x, true);
+        return super::channel::batch_norm_train(bn, x, false);
     }
     if x.rank() != 4 {
         return candle_nn::ModuleT::forward_t(bn, x, false);
@@ -45,6 +45,14 @@ pub fn bn(bn: &BatchNorm, x: &Tensor) -> Result<Tensor> {
     let (scale, shift) = bn_scale_shift(bn)?;
     let c = scale.dim(0)?;
     x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?.broadcast_add(&shift.reshape((1, c, 1, 1))?)
+}
+
+/// `relu(bn(x))`; in training mode one fused op (see [`super::channel::batch_norm_train`]).
+pub fn bn_relu(norm: &BatchNorm, x: &Tensor) -> Result<Tensor> {
+    if super::train_mode::is_training() {
+        return super::channel::batch_norm_train(norm, x, true);
+    }
+    bn(norm, x)?.relu()
 }
 
 /// The per-channel scale and shift of an inference-mode BatchNorm. The running statistics are
@@ -70,7 +78,7 @@ fn bn_scale_shift(bn: &BatchNorm) -> Result<(Tensor, Tensor)> {
 /// BN into the weights.
 pub fn conv_bn_relu(conv: &Conv2d, norm: Option<&BatchNorm>, x: &Tensor) -> Result<Tensor> {
     match norm {
-        Some(n) => bn(n, &conv2d_fwd(conv, x)?)?.relu(),
+        Some(n) => bn_relu(n, &conv2d_fwd(conv, x)?),
         None => fastconv::conv2d(x, conv.weight(), conv.bias(), conv_params(conv), true),
     }
 }
@@ -187,14 +195,8 @@ impl ConvBn {
     fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         match &self.bn {
             None => fastconv::conv2d(x, self.conv.weight(), self.conv.bias(), conv_params(&self.conv), relu),
-            Some(n) => {
-                let y = bn(n, &conv2d_fwd(&self.conv, x)?)?;
-                if relu {
-                    y.relu()
-                } else {
-                    Ok(y)
-                }
-            }
+            Some(n) if relu => bn_relu(n, &conv2d_fwd(&self.conv, x)?),
+            Some(n) => bn(n, &conv2d_fwd(&self.conv, x)?),
         }
     }
 }
@@ -459,7 +461,7 @@ pub fn conv_transpose2d_fwd(up: &candle_nn::ConvTranspose2d, x: &Tensor) -> Resu
     let y =
         y.reshape((n, out_c, k, k, h, w))?.permute((0, 1, 4, 2, 5, 3))?.reshape((n, out_c, h * k, w * k))?;
     match up.bias() {
-        Some(b) => y.broadcast_add(&b.reshape((1, out_c, 1, 1))?),
+        Some(b) => super::channel::bias_add(&y, b),
         None => Ok(y),
     }
 }

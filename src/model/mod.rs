@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use candle_core::Tensor;
 
+pub mod channel;
 pub mod conv;
 pub mod convnext;
 pub mod densenet;

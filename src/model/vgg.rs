@@ -23,7 +23,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{BatchNorm, Linear, VarBuilder};
 
-use super::layers::{adaptive_avg_pool2d, batch_norm, bn, max_pool2d, GemmConv2d};
+use super::layers::{adaptive_avg_pool2d, batch_norm, bn_relu, max_pool2d, GemmConv2d};
 use super::{Network, Tap, Task};
 
 /// One entry of torchvision's VGG config list.
@@ -167,7 +167,7 @@ impl Network for Vgg {
             x = match stage {
                 Stage::Conv(conv, norm, relu) => {
                     let y = match norm {
-                        Some(n) => bn(n, &conv.forward(&x)?)?.relu()?,
+                        Some(n) => bn_relu(n, &conv.forward(&x)?)?,
                         None => conv.forward_relu(&x)?,
                     };
                     tap.visit(&format!("features.{relu}"), y)
