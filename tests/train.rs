@@ -552,3 +552,53 @@ fn classification_bad_input_is_one_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("convnext_tiny") && err.trim().lines().count() == 1, "{err}");
 }
+
+#[test]
+fn adamw_fused_step_equals_the_tensor_formula_and_torch_s_weight_decay() {
+    // The same parameters in f32 (the fused in-place CPU step) and f64 (the tensor-op step), loss =
+    // Σ c·x² with per-element c, five AdamW steps with weight decay; both against the formula in f64.
+    let c = [0.5f64, -1.0, 2.0, 0.1, 3.0, -0.7];
+    let start = [3.0f64, -2.0, 0.5, 1.5, -0.25, 4.0];
+    let x32 = Var::new(&start.map(|v| v as f32), &Device::Cpu).unwrap();
+    let x64 = Var::new(&start, &Device::Cpu).unwrap();
+    let mut a32 = Adam::new(vec![("x".into(), x32.clone())], 0.05).unwrap();
+    let mut a64 = Adam::new(vec![("x".into(), x64.clone())], 0.05).unwrap();
+    a32.weight_decay = 0.1;
+    a64.weight_decay = 0.1;
+    let c32 = Tensor::new(&c.map(|v| v as f32), &Device::Cpu).unwrap();
+    let c64 = Tensor::new(&c, &Device::Cpu).unwrap();
+    let mut want = start;
+    let (mut m, mut v) = ([0f64; 6], [0f64; 6]);
+    for step in 1..=5 {
+        for (x, cc, adam) in [(&x32, &c32, &mut a32), (&x64, &c64, &mut a64)] {
+            let loss = (x.as_tensor().sqr().unwrap() * cc).unwrap().sum_all().unwrap();
+            adam.step(&loss.backward().unwrap()).unwrap();
+        }
+        for i in 0..6 {
+            let g = 2.0 * c[i] * want[i];
+            m[i] = 0.9 * m[i] + 0.1 * g;
+            v[i] = 0.999 * v[i] + 0.001 * g * g;
+            let (mh, vh) = (m[i] / (1.0 - 0.9f64.powi(step)), v[i] / (1.0 - 0.999f64.powi(step)));
+            // torch.optim.AdamW: param.mul_(1 - lr·wd), then the Adam update.
+            want[i] = want[i] * (1.0 - 0.05 * 0.1) - 0.05 * mh / (vh.sqrt() + 1e-8);
+        }
+        let got32 = x32.as_tensor().to_vec1::<f32>().unwrap();
+        let got64 = x64.as_tensor().to_vec1::<f64>().unwrap();
+        for i in 0..6 {
+            assert!((got64[i] - want[i]).abs() < 1e-9, "f64 step {step}[{i}]: {} vs {}", got64[i], want[i]);
+            assert!(
+                (got32[i] as f64 - want[i]).abs() < 1e-5,
+                "f32 step {step}[{i}]: {} vs {}",
+                got32[i],
+                want[i]
+            );
+        }
+    }
+    // The moments are the optimiser's own: saved state does not move with later steps.
+    let saved = a32.state_tensors()["adam_m.x"].to_vec1::<f32>().unwrap();
+    let mut b = Adam::new(vec![("x".into(), x32.clone())], 0.05).unwrap();
+    b.load_state(&a32.state_tensors(), 5, 0.05).unwrap();
+    let loss = x32.as_tensor().sqr().unwrap().sum_all().unwrap();
+    b.step(&loss.backward().unwrap()).unwrap();
+    assert_eq!(a32.state_tensors()["adam_m.x"].to_vec1::<f32>().unwrap(), saved);
+}

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{Optimizer, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::train::optim::Adam;
 
 use super::CliError;
 use crate::model::densenet::{DenseNet, DenseNetConfig};
@@ -87,7 +89,7 @@ fn run_once(
     net: &dyn Network,
     work: Work,
     x: &Tensor,
-    train: Option<&mut (candle_nn::AdamW, Tensor)>,
+    train: Option<&mut (Adam, Tensor)>,
 ) -> candle_core::Result<()> {
     match work {
         Work::Forward => {
@@ -108,7 +110,7 @@ fn run_once(
             let _mode = crate::model::train_mode::TrainMode::enter(true);
             let logits = net.forward(x)?;
             let loss = candle_nn::loss::binary_cross_entropy_with_logit(&logits, mask)?;
-            opt.backward_step(&loss)?;
+            opt.step(&loss.backward()?)?;
         }
     }
     Ok(())
@@ -136,8 +138,10 @@ fn time_row(
     let dev = Device::Cpu;
     let x = Tensor::randn(0f32, 1f32, (batch, 3, side, side), &dev)?;
     let mut train = if work == Work::Train {
-        let params = candle_nn::ParamsAdamW { lr: 1e-4, ..Default::default() };
-        let opt = candle_nn::AdamW::new(varmap.all_vars(), params)?;
+        // radlens train's optimiser with torch.optim.AdamW's default weight decay (as the PyTorch row).
+        let vars = varmap.data().lock().map_err(|_| candle_core::Error::Msg("variables locked".into()))?;
+        let mut opt = Adam::new(vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), 1e-4)?;
+        opt.weight_decay = 0.01;
         let mask =
             Tensor::rand(0f32, 1f32, (batch, 1, side, side), &dev)?.ge(0.5f32)?.to_dtype(DType::F32)?;
         Some((opt, mask))

@@ -1,9 +1,16 @@
-//! Adam (Kingma & Ba, PyTorch's defaults β = (0.9, 0.999), ε = 1e-8) with its moments held as plain
-//! tensors so that they can be saved and restored exactly; ReduceLROnPlateau and early stopping.
+//! Adam (Kingma & Ba, PyTorch's defaults β = (0.9, 0.999), ε = 1e-8; with a weight decay, AdamW's
+//! decoupled one) with its moments held as plain tensors so that they can be saved and restored
+//! exactly; ReduceLROnPlateau and early stopping.
+//!
+//! On the CPU in f32 a step is three parallel in-place passes per parameter (first moment, second
+//! moment, update) instead of candle's eleven allocating ops; elsewhere the same formula as tensor ops.
 
 use std::collections::HashMap;
 
-use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use candle_core::{
+    backprop::GradStore, bail, CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var,
+};
+use rayon::prelude::*;
 
 pub struct Adam {
     /// (name, parameter), sorted by name.
@@ -12,6 +19,9 @@ pub struct Adam {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// Decoupled weight decay (AdamW, Loshchilov & Hutter): `θ ← θ·(1 − lr·wd)` before each update,
+    /// as `torch.optim.AdamW` applies it; 0 (plain Adam) unless set.
+    pub weight_decay: f64,
     /// Steps taken so far (t in the paper).
     pub step: u64,
     /// First and second moments per parameter (zeros before the first step).
@@ -24,23 +34,37 @@ impl Adam {
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let m = params.iter().map(|(_, p)| p.as_tensor().zeros_like()).collect::<Result<Vec<_>>>()?;
         let v = params.iter().map(|(_, p)| p.as_tensor().zeros_like()).collect::<Result<Vec<_>>>()?;
-        Ok(Adam { params, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0, m, v })
+        Ok(Adam { params, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 0, m, v })
     }
 
     /// One step: `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²`, `θ ← θ − lr·m̂ / (√v̂ + ε)` with the
-    /// bias corrections `m̂ = m / (1−β1^t)`, `v̂ = v / (1−β2^t)`. Parameters without a gradient are left
-    /// alone.
+    /// bias corrections `m̂ = m / (1−β1^t)`, `v̂ = v / (1−β2^t)` (after the weight decay, if any).
+    /// Parameters without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;
         let t = self.step as i32;
         let bc1 = 1.0 - self.beta1.powi(t);
         let bc2 = 1.0 - self.beta2.powi(t);
+        let update =
+            AdamUpdate { lr: self.lr, bc1, bc2, eps: self.eps, decay: 1.0 - self.lr * self.weight_decay };
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(p.as_tensor()) else { continue };
-            let m = ((&self.m[i] * self.beta1)? + (g * (1.0 - self.beta1))?)?;
-            let v = ((&self.v[i] * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
-            let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + self.eps)?)?;
-            p.set(&(p.as_tensor() - (update * self.lr)?)?)?;
+            let (m, v, theta) = (&self.m[i], &self.v[i], p.as_tensor());
+            let fused = [theta, m, v, g].iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+                && g.dims() == theta.dims()
+                && [theta, m, v].iter().all(|t| t.is_contiguous());
+            if fused {
+                let g = g.contiguous()?;
+                m.inplace_op2(&g, &Moment { beta: self.beta1, square: false })?;
+                v.inplace_op2(&g, &Moment { beta: self.beta2, square: true })?;
+                theta.inplace_op3(m, v, &update)?;
+                continue;
+            }
+            let m = ((m * self.beta1)? + (g * (1.0 - self.beta1))?)?;
+            let v = ((v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
+            let step = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + self.eps)?)?;
+            let decayed = if self.weight_decay != 0.0 { (theta * update.decay)? } else { theta.clone() };
+            p.set(&(decayed - (step * self.lr)?)?)?;
             self.m[i] = m;
             self.v[i] = v;
         }
@@ -77,11 +101,94 @@ impl Adam {
                         p.dims()
                     ));
                 }
-                *slot = t.to_device(p.device()).map_err(|e| e.to_string())?;
+                // A copy: the step updates the moments in place.
+                *slot = t.to_device(p.device()).and_then(|t| t.copy()).map_err(|e| e.to_string())?;
             }
         }
         self.step = step;
         self.lr = lr;
+        Ok(())
+    }
+}
+
+fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, what: &str) -> Result<&'a mut [f32]> {
+    let Some((a, b)) = l.contiguous_offsets() else { bail!("adam: non-contiguous {what}") };
+    match s {
+        CpuStorage::F32(v) => Ok(&mut v[a..b]),
+        _ => bail!("adam: {what} is not f32"),
+    }
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let Some((a, b)) = l.contiguous_offsets() else { bail!("adam: non-contiguous {what}") };
+    Ok(&s.as_slice::<f32>()?[a..b])
+}
+
+/// Elements per parallel chunk of the in-place passes.
+const CHUNK: usize = 1 << 14;
+
+/// In place on a moment, with the gradient: `m ← β·m + (1−β)·g` (`g²` for the second moment).
+struct Moment {
+    beta: f64,
+    square: bool,
+}
+
+impl InplaceOp2 for Moment {
+    fn name(&self) -> &'static str {
+        "radlens-adam-moment"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+        let m = slice_mut(s1, l1, "moment")?;
+        let g = slice(s2, l2, "gradient")?;
+        if m.len() != g.len() {
+            bail!("adam: gradient of {} values for a parameter of {}", g.len(), m.len())
+        }
+        let (b, a) = (self.beta as f32, (1.0 - self.beta) as f32);
+        m.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(m, g)| {
+            for (m, &g) in m.iter_mut().zip(g) {
+                *m = b * *m + a * if self.square { g * g } else { g };
+            }
+        });
+        Ok(())
+    }
+}
+
+/// In place on a parameter, with its moments: `θ ← θ·decay − lr·(m/bc1) / (√(v/bc2) + ε)`.
+struct AdamUpdate {
+    lr: f64,
+    bc1: f64,
+    bc2: f64,
+    eps: f64,
+    decay: f64,
+}
+
+impl InplaceOp3 for AdamUpdate {
+    fn name(&self) -> &'static str {
+        "radlens-adam-update"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<()> {
+        let p = slice_mut(s1, l1, "parameter")?;
+        let (m, v) = (slice(s2, l2, "first moment")?, slice(s3, l3, "second moment")?);
+        if m.len() != p.len() || v.len() != p.len() {
+            bail!("adam: moments of {} and {} values for a parameter of {}", m.len(), v.len(), p.len())
+        }
+        let (lr, bc1, bc2, eps, decay) =
+            (self.lr as f32, self.bc1 as f32, self.bc2 as f32, self.eps as f32, self.decay as f32);
+        p.par_chunks_mut(CHUNK).zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK))).for_each(|(p, (m, v))| {
+            for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                *p = *p * decay - lr * ((m / bc1) / ((v / bc2).sqrt() + eps));
+            }
+        });
         Ok(())
     }
 }
