@@ -533,3 +533,23 @@ fn tracked_bias_add_equals_broadcast_add_with_gradients() {
     let bad = radlens::model::channel::bias_add(y.as_tensor(), &Tensor::zeros(3, DType::F32, &dev).unwrap());
     assert!(bad.unwrap_err().to_string().contains("bias of 3 for 4 channels"));
 }
+
+#[test]
+fn frozen_batch_norm_with_fused_relu_equals_bn_then_relu_with_gradient() {
+    let dev = Device::Cpu;
+    let vb = VarBuilder::from_tensors(conv_bn_tensors(3, 5, 1, &dev), DType::F32, &dev);
+    let norm = layers::FrozenBatchNorm::load(vb.pp("bn"), 5).unwrap();
+    let reference = layers::batch_norm(vb.pp("bn"), 5).unwrap();
+    let x = Var::from_tensor(&randn(0.0, 1.5, (2, 5, 4, 6), &dev).unwrap()).unwrap();
+    let r = randn(0.0, 1.0, (2, 5, 4, 6), &dev).unwrap();
+    let fused = norm.forward_relu(x.as_tensor()).unwrap();
+    let pre = candle_nn::ModuleT::forward_t(&reference, x.as_tensor(), false).unwrap();
+    let unfused = relu_with_mask_of(&pre, &fused);
+    assert_close("bn + relu", &fused, &unfused, 1e-5);
+    assert!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().any(|&v| v == 0.0), "some clipped");
+    let ga = (&fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gb = (&unfused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_close("dx", ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap(), 1e-5);
+    // Without the ReLU the same layer is the plain affine map.
+    assert_close("bn", &norm.forward(x.as_tensor()).unwrap(), &pre, 1e-5);
+}

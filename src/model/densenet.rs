@@ -31,7 +31,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{avg_pool2d, global_avg_pool, max_pool2d, FrozenBatchNorm, GemmConv2d};
+use super::layers::{avg_pool2d, global_avg_pool, max_pool2d, ConvBn, FrozenBatchNorm, GemmConv2d};
 use super::{Encoder, Network, Tap, Task};
 
 /// The knobs of torchvision's `DenseNet(growth_rate, block_config, num_init_features, bn_size)`. The
@@ -121,8 +121,8 @@ impl DenseNetConfig {
 
 struct DenseLayer {
     norm1: FrozenBatchNorm,
-    conv1: GemmConv2d,
-    norm2: FrozenBatchNorm,
+    /// `conv1` with `norm2` (folded into it for inference).
+    conv1: ConvBn,
     conv2: GemmConv2d,
 }
 
@@ -130,16 +130,15 @@ impl DenseLayer {
     fn load(vb: VarBuilder, c_in: usize, growth: usize, bn_size: usize) -> Result<Self> {
         Ok(DenseLayer {
             norm1: FrozenBatchNorm::load(vb.pp("norm1"), c_in)?,
-            conv1: GemmConv2d::load(vb.pp("conv1"), c_in, bn_size * growth, 1, 1, 0, false)?,
-            norm2: FrozenBatchNorm::load(vb.pp("norm2"), bn_size * growth)?,
+            conv1: ConvBn::load(vb.pp("conv1"), vb.pp("norm2"), c_in, bn_size * growth, 1, 1, 0)?,
             conv2: GemmConv2d::load(vb.pp("conv2"), bn_size * growth, growth, 3, 1, 1, false)?,
         })
     }
 
     /// The new `growth` channels from the concatenation of everything before.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv1.forward(&self.norm1.forward(x)?.relu()?)?;
-        self.conv2.forward(&self.norm2.forward(&y)?.relu()?)
+        let y = self.conv1.forward_relu(&self.norm1.forward_relu(x)?)?;
+        self.conv2.forward(&y)
     }
 }
 
@@ -181,7 +180,7 @@ impl Transition {
     }
 
     fn norm_relu(&self, x: &Tensor) -> Result<Tensor> {
-        self.norm.forward(x)?.relu()
+        self.norm.forward_relu(x)
     }
 
     fn conv_pool(&self, x: &Tensor) -> Result<Tensor> {
@@ -191,8 +190,8 @@ impl Transition {
 
 /// torchvision's `features` module tree.
 struct Features {
-    conv0: GemmConv2d,
-    norm0: FrozenBatchNorm,
+    /// `conv0` with `norm0` (folded into it for inference).
+    conv0: ConvBn,
     blocks: Vec<DenseBlock>,
     transitions: Vec<Transition>,
     norm5: FrozenBatchNorm,
@@ -201,8 +200,8 @@ struct Features {
 impl Features {
     /// `vb` points at `features`.
     fn load(vb: VarBuilder, cfg: &DenseNetConfig) -> Result<Self> {
-        let conv0 = GemmConv2d::load(vb.pp("conv0"), cfg.in_channels, cfg.num_init_features, 7, 2, 3, false)?;
-        let norm0 = FrozenBatchNorm::load(vb.pp("norm0"), cfg.num_init_features)?;
+        let conv0 =
+            ConvBn::load(vb.pp("conv0"), vb.pp("norm0"), cfg.in_channels, cfg.num_init_features, 7, 2, 3)?;
         let mut c = cfg.num_init_features;
         let mut blocks = Vec::new();
         let mut transitions = Vec::new();
@@ -221,13 +220,13 @@ impl Features {
             }
         }
         let norm5 = FrozenBatchNorm::load(vb.pp("norm5"), c)?;
-        Ok(Features { conv0, norm0, blocks, transitions, norm5 })
+        Ok(Features { conv0, blocks, transitions, norm5 })
     }
 
     /// `features(x)`, i.e. up to and including `norm5`; tap names are `{prefix}.{module}`.
     fn forward(&self, prefix: &str, x: &Tensor, tap: &mut Tap) -> Result<Tensor> {
         let name = |m: &str| format!("{prefix}.{m}");
-        let x = self.norm0.forward(&self.conv0.forward(x)?)?.relu()?;
+        let x = self.conv0.forward_relu(x)?;
         let x = tap.visit(&name("relu0"), x);
         let mut x = tap.visit(&name("pool0"), max_pool2d(&x, 3, 2, 1)?);
         for (i, block) in self.blocks.iter().enumerate() {
@@ -428,7 +427,7 @@ impl Encoder for SmpDenseNetEncoder {
         let f = &self.features;
         let p = &self.prefix;
         let mut stages = vec![x.clone()];
-        let y = f.norm0.forward(&f.conv0.forward(x)?)?.relu()?;
+        let y = f.conv0.forward_relu(x)?;
         let y = tap.visit(&format!("{p}.relu0"), y);
         stages.push(y.clone());
         let mut y = max_pool2d(&y, 3, 2, 1)?;

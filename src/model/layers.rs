@@ -735,25 +735,42 @@ impl FrozenBatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, false)
+    }
+
+    /// `relu(bn(x))`, one pass over `x` (and one over the gradient) on the CPU.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, true)
+    }
+
+    fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         if let Some(norm) = &self.trainable {
-            return bn(norm, x);
+            return if relu { bn_relu(norm, x) } else { bn(norm, x) };
         }
         if let (Some((scale, shift)), true, true, 4) =
             (&self.host, x.device().is_cpu(), x.dtype() == candle_core::DType::F32, x.rank())
         {
-            let op = ChannelAffine { scale: scale.clone(), shift: Some(shift.clone()), channels: x.dim(1)? };
+            let op =
+                ChannelAffine { scale: scale.clone(), shift: Some(shift.clone()), channels: x.dim(1)?, relu };
             return x.contiguous()?.apply_op1(op);
         }
-        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+        let y = x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?;
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
     }
 }
 
-/// `x * scale[c] + shift[c]` over NCHW, one pass; the backward is the same op without the shift.
+/// `x * scale[c] + shift[c]` over NCHW (then ReLU when `relu`), one pass; the backward is the same
+/// scaling of the gradient, masked where the output is zero under the ReLU.
 #[derive(Debug, Clone)]
 struct ChannelAffine {
     scale: std::sync::Arc<Vec<f32>>,
     shift: Option<std::sync::Arc<Vec<f32>>>,
     channels: usize,
+    relu: bool,
 }
 
 impl candle_core::CustomOp1 for ChannelAffine {
@@ -779,14 +796,60 @@ impl candle_core::CustomOp1 for ChannelAffine {
         for (i, row) in x.chunks(plane).enumerate() {
             let s = self.scale[i % c];
             let t = self.shift.as_ref().map_or(0.0, |t| t[i % c]);
-            out.extend(row.iter().map(|v| v * s + t));
+            if self.relu {
+                out.extend(row.iter().map(|v| (v * s + t).max(0.0)));
+            } else {
+                out.extend(row.iter().map(|v| v * s + t));
+            }
         }
         Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
     }
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let op = ChannelAffine { scale: self.scale.clone(), shift: None, channels: self.channels };
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let op =
+            ChannelAffine { scale: self.scale.clone(), shift: None, channels: self.channels, relu: false };
+        if self.relu {
+            let masked = MaskedChannelScale(op);
+            return Ok(Some(grad.contiguous()?.apply_op2_no_bwd(&res.contiguous()?, &masked)?));
+        }
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
+    }
+}
+
+/// (dy, y) → dy · scale[c] where y > 0, else 0: [`ChannelAffine`]'s backward under its ReLU.
+struct MaskedChannelScale(ChannelAffine);
+
+impl candle_core::CustomOp2 for MaskedChannelScale {
+    fn name(&self) -> &'static str {
+        "radlens-channel-affine-relu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (Some((a, b)), Some((c0, c1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("channel affine backward: non-contiguous input")
+        };
+        let (g, y) = (&s1.as_slice::<f32>()?[a..b], &s2.as_slice::<f32>()?[c0..c1]);
+        let dims = l1.shape().dims();
+        if g.len() != y.len() || dims.len() != 4 || dims[1] != self.0.scale.len() {
+            candle_core::bail!(
+                "channel affine backward: gradient {:?} for output {:?}",
+                l1.shape(),
+                l2.shape()
+            )
+        }
+        let (c, plane) = (dims[1], dims[2] * dims[3]);
+        let mut out = Vec::with_capacity(g.len());
+        for (i, (gr, yr)) in g.chunks(plane.max(1)).zip(y.chunks(plane.max(1))).enumerate() {
+            let s = self.0.scale[i % c];
+            out.extend(gr.iter().zip(yr).map(|(&g, &y)| if y > 0.0 { g * s } else { 0.0 }));
+        }
+        Ok((candle_core::CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
