@@ -88,6 +88,12 @@ fn cases() -> Vec<Case> {
         // enough output pixels and channels for several tiles per image (tile edges inside a row)
         (2, 64, 16, 37, 41, 3, 3, p(1, 1, 1, 1), false),
         (1, 96, 8, 70, 70, 3, 3, p(1, 1, 1, 1), true),
+        // 3×3 stride 1 with ≥ 16 channels each way and ≥ 8×8 output, with padding 0, 1 and 2, odd
+        // output sizes and a batch.
+        (2, 20, 16, 10, 11, 3, 3, p(1, 0, 1, 1), true),
+        (3, 16, 24, 9, 8, 3, 3, p(1, 1, 1, 1), false),
+        (1, 32, 17, 8, 9, 3, 3, p(1, 2, 1, 1), true),
+        (1, 48, 32, 33, 30, 3, 3, p(1, 1, 1, 1), true),
     ]
 }
 
