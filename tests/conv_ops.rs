@@ -94,6 +94,11 @@ fn cases() -> Vec<Case> {
         (3, 16, 24, 9, 8, 3, 3, p(1, 1, 1, 1), false),
         (1, 32, 17, 8, 9, 3, 3, p(1, 2, 1, 1), true),
         (1, 48, 32, 33, 30, 3, 3, p(1, 1, 1, 1), true),
+        // ≥ 32×32 inputs at stride 1: the input gradient runs as a forward convolution of dy with the
+        // rotated kernel (padding k − 1 − p for p = 0, 1, 2 and a 5×5 kernel)
+        (1, 3, 5, 40, 30, 3, 3, p(1, 0, 1, 1), false),
+        (2, 4, 6, 33, 34, 5, 5, p(1, 2, 1, 1), true),
+        (1, 5, 4, 32, 33, 3, 3, p(1, 2, 1, 1), true),
     ]
 }
 
