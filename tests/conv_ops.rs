@@ -564,3 +564,32 @@ fn frozen_batch_norm_with_fused_relu_equals_bn_then_relu_with_gradient() {
     // Without the ReLU the same layer is the plain affine map.
     assert_close("bn", &norm.forward(x.as_tensor()).unwrap(), &pre, 1e-5);
 }
+
+#[test]
+fn constant_weight_3x3_convolutions_with_many_channels_equal_candle() {
+    // Constant (non-Var) weights with ≥ 256 input channels and ≥ 64 tiles take Winograd's F(2×2, 3×3)
+    // with cached transformed weights: padding 0–2, odd sizes (partial edge tiles), a batch, bias,
+    // ReLU and the fused residual; a second weight of the same shape must not reuse the first's cache.
+    let dev = Device::Cpu;
+    for (n, c, co, h, w, pad) in [(1, 256, 64, 17, 15, 1), (2, 272, 80, 16, 16, 0), (1, 256, 96, 15, 18, 2)] {
+        let x = randn(0f32, 1., (n, c, h, w), &dev).unwrap();
+        let params = ConvParams { stride: 1, padding: pad, dilation: 1, groups: 1 };
+        let b = randn(0f32, 1., co, &dev).unwrap();
+        for seed_shift in [0.0f32, 0.5] {
+            let wt = randn(seed_shift, 0.05, (co, c, 3, 3), &dev).unwrap();
+            for relu in [false, true] {
+                let what = format!("{:?} pad {pad} relu {relu} shift {seed_shift}", (n, c, co, h, w));
+                let want = reference_conv2d(&x, &wt, Some(&b), params, relu).unwrap();
+                for round in 0..2 {
+                    let got = conv2d(&x, &wt, Some(&b), params, relu).unwrap();
+                    assert_close(&format!("{what} round {round}"), &got, &want, 1e-5);
+                }
+                let res = randn(0f32, 1., want.shape(), &dev).unwrap();
+                let fused = conv2d_add(&x, &wt, Some(&b), params, &res, relu).unwrap();
+                let pre = (reference_conv2d(&x, &wt, Some(&b), params, false).unwrap() + &res).unwrap();
+                let want = if relu { pre.relu().unwrap() } else { pre };
+                assert_close(&format!("{what} residual"), &fused, &want, 1e-5);
+            }
+        }
+    }
+}

@@ -21,6 +21,8 @@ use std::sync::Arc;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+mod winograd;
+
 /// Stride, zero padding, dilation and groups of a convolution (as `nn.Conv2d`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvParams {
@@ -275,6 +277,29 @@ unsafe fn gemm_f32(
 
 fn threads() -> usize {
     rayon::current_num_threads().max(1)
+}
+
+/// The id of a weight that can never change (not a `Var`, no graph behind it).
+fn constant_id(weight: &Tensor) -> Option<candle_core::TensorId> {
+    (!weight.is_variable() && !weight.track_op()).then(|| weight.id())
+}
+
+/// [`forward_f32`], or Winograd's F(2×2, 3×3) for a constant weight where it applies.
+fn forward_any(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    weight_id: Option<candle_core::TensorId>,
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
+    match weight_id {
+        Some(id) if winograd::applicable(g) => {
+            winograd::forward(g, x, &winograd::weights_for(id, w, g.co, g.c), bias, residual, relu)
+        }
+        _ => forward_f32(g, x, w, bias, residual, relu),
+    }
 }
 
 /// y = act(conv(x, w) + bias) for contiguous f32 NCHW `x` and (co, c/g, kh, kw) `w`.
@@ -541,6 +566,8 @@ struct ConvOp {
     params: ConvParams,
     bias: Option<Arc<Vec<f32>>>,
     relu: bool,
+    /// The weight's id when it is a constant (not a `Var`): its Winograd transform may be cached.
+    weight_id: Option<candle_core::TensorId>,
 }
 
 impl CustomOp2 for ConvOp {
@@ -563,7 +590,8 @@ impl CustomOp2 for ConvOp {
         }
         let x = contiguous_f32(s1, l1, "input")?;
         let w = contiguous_f32(s2, l2, "weight")?;
-        let y = forward_f32(&g, x, w, self.bias.as_deref().map(|b| b.as_slice()), None, self.relu);
+        let bias = self.bias.as_deref().map(|b| b.as_slice());
+        let y = forward_any(&g, x, w, self.weight_id, bias, None, self.relu);
         Ok((CpuStorage::F32(y), (g.n, g.co, g.oh, g.ow).into()))
     }
 
@@ -659,6 +687,7 @@ struct ConvResidualOp {
     params: ConvParams,
     bias: Option<Arc<Vec<f32>>>,
     relu: bool,
+    weight_id: Option<candle_core::TensorId>,
 }
 
 impl CustomOp3 for ConvResidualOp {
@@ -687,7 +716,8 @@ impl CustomOp3 for ConvResidualOp {
         let x = contiguous_f32(s1, l1, "input")?;
         let w = contiguous_f32(s2, l2, "weight")?;
         let r = contiguous_f32(s3, l3, "residual")?;
-        let y = forward_f32(&g, x, w, self.bias.as_deref().map(|b| b.as_slice()), Some(r), self.relu);
+        let bias = self.bias.as_deref().map(|b| b.as_slice());
+        let y = forward_any(&g, x, w, self.weight_id, bias, Some(r), self.relu);
         Ok((CpuStorage::F32(y), (g.n, g.co, g.oh, g.ow).into()))
     }
 
@@ -786,7 +816,7 @@ pub fn conv2d(
     };
     let separate_bias = if fused_bias.is_none() { bias } else { None };
     let fuse_relu = relu && separate_bias.is_none();
-    let op = ConvOp { params, bias: fused_bias, relu: fuse_relu };
+    let op = ConvOp { params, bias: fused_bias, relu: fuse_relu, weight_id: constant_id(weight) };
     let mut y = x.contiguous()?.apply_op2(&weight.contiguous()?, op)?;
     if let Some(b) = separate_bias {
         y = super::channel::bias_add(&y, b)?;
@@ -825,7 +855,7 @@ pub fn conv2d_add(
         Some(b) => Some(Arc::new(b.flatten_all()?.to_vec1::<f32>()?)),
         None => None,
     };
-    let op = ConvResidualOp { params, bias, relu };
+    let op = ConvResidualOp { params, bias, relu, weight_id: constant_id(weight) };
     x.contiguous()?.apply_op3(&weight.contiguous()?, &residual.contiguous()?, op)
 }
 
