@@ -593,3 +593,23 @@ fn constant_weight_3x3_convolutions_with_many_channels_equal_candle() {
         }
     }
 }
+
+#[test]
+fn add_relu_equals_add_then_relu_with_gradients() {
+    let dev = Device::Cpu;
+    let a = Var::from_tensor(&randn(0.0, 1.0, (2, 3, 5, 4), &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&randn(0.0, 1.0, (2, 3, 5, 4), &dev).unwrap()).unwrap();
+    let r = randn(0.0, 1.0, (2, 3, 5, 4), &dev).unwrap();
+    let fused = radlens::model::conv::add_relu(a.as_tensor(), b.as_tensor()).unwrap();
+    let pre = (a.as_tensor() + b.as_tensor()).unwrap();
+    let want = relu_with_mask_of(&pre, &fused);
+    assert_eq!(max_abs_diff(&fused, &pre.relu().unwrap()), 0.0);
+    let ga = (&fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gb = (&want * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    for v in [&a, &b] {
+        assert_close("gradient", ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap(), 1e-6);
+    }
+    let bad =
+        radlens::model::conv::add_relu(a.as_tensor(), &Tensor::zeros((2, 3, 5), DType::F32, &dev).unwrap());
+    assert!(bad.is_err());
+}

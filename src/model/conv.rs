@@ -617,6 +617,60 @@ fn relu_grad(grad: &Tensor, res: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// `relu(a + b)` for two tensors of one shape (a residual block's tail when its BatchNorm is not
+/// folded): on the CPU in f32 one parallel pass, and one masked pass backward shared by both inputs,
+/// where the separate add and ReLU record two full-size tensors and candle's ReLU backward three more.
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let fast =
+        a.device().is_cpu() && a.dtype() == DType::F32 && b.dtype() == DType::F32 && a.dims() == b.dims();
+    if !fast {
+        return (a + b)?.relu();
+    }
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
+}
+
+struct AddRelu;
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "radlens-add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            bail!("add relu: shapes {:?} and {:?}", l1.shape(), l2.shape())
+        }
+        let a = contiguous_f32(s1, l1, "input")?;
+        let b = contiguous_f32(s2, l2, "input")?;
+        let mut out = vec![0f32; a.len()];
+        out.par_chunks_mut(1 << 16).zip(a.par_chunks(1 << 16).zip(b.par_chunks(1 << 16))).for_each(
+            |(o, (a, b))| {
+                for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
+                    *o = (a + b).max(0.0);
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = relu_grad(grad, res)?;
+        Ok((a.track_op().then(|| g.clone()), b.track_op().then_some(g)))
+    }
+}
+
 /// (grad, relu output) → grad masked by output > 0.
 struct ReluGrad;
 
@@ -844,8 +898,8 @@ pub fn conv2d_add(
         && residual.dtype() == DType::F32
         && bias.is_none_or(|b| !b.track_op() && b.dtype() == DType::F32);
     if !fast {
-        let y = (conv2d(x, weight, bias, params, false)? + residual)?;
-        return if relu { y.relu() } else { Ok(y) };
+        let y = conv2d(x, weight, bias, params, false)?;
+        return if relu { add_relu(&y, residual) } else { y + residual };
     }
     let g = Geom::new(x.dims4()?, weight.dims4()?, params)?;
     if residual.dims4()? != (g.n, g.co, g.oh, g.ow) {

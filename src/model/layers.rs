@@ -188,7 +188,7 @@ impl ConvBn {
                 residual,
                 true,
             ),
-            Some(_) => (self.forward(x)? + residual)?.relu(),
+            Some(_) => fastconv::add_relu(&self.forward(x)?, residual),
         }
     }
 
