@@ -547,3 +547,29 @@ fn bad_inputs_are_refused() {
     let rise = Rise { p: 0.0, ..Rise::default() };
     assert!(bad(rise.explain(&input, &Params::default(), &mut |_, _| true)));
 }
+
+/// A batch's images are scored independently, so the batch size (and its cap for large inputs,
+/// `perturb::MAX_BATCH_VALUES`) never changes a map: LIME on the DenseNet fixture at 3×232², where a
+/// requested batch of 16 is capped to 7, gives the same bits with batch 16, 7 and 3.
+#[test]
+fn lime_map_does_not_depend_on_the_batch_size_or_its_cap() {
+    let side = 232;
+    let g: Vec<f32> =
+        (0..side * side).map(|i| (((i % side) * 7 + (i / side) * 3) % 255) as f32 / 255.0).collect();
+    let dir = fixtures().join("models/densenet121_narrow");
+    let lm = radlens::model::load_model(&dir.join("model.toml"), &Device::Cpu).unwrap();
+    let data = normalize(&g, lm.manifest.normalize, lm.manifest.in_channels);
+    let x = Tensor::from_vec(data, (1, 3, side, side), &Device::Cpu).unwrap();
+    assert_eq!(radlens::xai::perturb::MAX_BATCH_VALUES / (3 * side * side), 7);
+    let target = Target::Class(0);
+    let input = ExplainInput { net: &*lm.net, input: &x, grey: &g, target: &target, default_layer: None };
+    let lime =
+        Lime { segmentation: Segmentation::Slic { n_segments: 12, compactness: 10.0 }, ..Lime::fixed() };
+    let maps: Vec<Heatmap> = [16usize, 7, 3]
+        .iter()
+        .map(|&batch| run(&lime, &input, &Params { seed: 5, samples: Some(21), batch, ..Params::default() }))
+        .collect();
+    for m in &maps[1..] {
+        assert!(maps[0].values.iter().zip(&m.values).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
