@@ -54,13 +54,14 @@ pub fn batch_norm_train(bn: &BatchNorm, x: &Tensor, relu: bool) -> Result<Tensor
     update(bn.running_var(), &|i| var[i] * unbiased)?;
 
     let eps = bn.eps();
+    let gamma = gamma.flatten_all()?;
     let op = BatchNormTrain {
         mean: Arc::new(mean.iter().map(|&v| v as f32).collect()),
         inv_std: Arc::new(var.iter().map(|&v| (1.0 / (v + eps).sqrt()) as f32).collect()),
-        gamma: Arc::new(gamma.flatten_all()?.to_vec1::<f32>()?),
+        gamma: Arc::new(gamma.to_vec1::<f32>()?),
         relu,
     };
-    x.apply_op3(&gamma.flatten_all()?, &beta.flatten_all()?, op)
+    x.apply_op3(&gamma, &beta.flatten_all()?, op)
 }
 
 /// `y + b` with `b` (C) broadcast over the channels of NCHW `y`; the bias's gradient is the

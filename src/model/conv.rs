@@ -648,15 +648,7 @@ impl CustomOp2 for AddRelu {
         }
         let a = contiguous_f32(s1, l1, "input")?;
         let b = contiguous_f32(s2, l2, "input")?;
-        let mut out = vec![0f32; a.len()];
-        out.par_chunks_mut(1 << 16).zip(a.par_chunks(1 << 16).zip(b.par_chunks(1 << 16))).for_each(
-            |(o, (a, b))| {
-                for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
-                    *o = (a + b).max(0.0);
-                }
-            },
-        );
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((CpuStorage::F32(map2(a, b, |a, b| (a + b).max(0.0))), l1.shape().clone()))
     }
 
     fn bwd(
@@ -669,6 +661,19 @@ impl CustomOp2 for AddRelu {
         let g = relu_grad(grad, res)?;
         Ok((a.track_op().then(|| g.clone()), b.track_op().then_some(g)))
     }
+}
+
+/// `f(a[i], b[i])` for two slices of one length, in parallel chunks.
+fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; a.len()];
+    out.par_chunks_mut(1 << 16).zip(a.par_chunks(1 << 16).zip(b.par_chunks(1 << 16))).for_each(
+        |(o, (a, b))| {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
+            }
+        },
+    );
+    out
 }
 
 /// (grad, relu output) → grad masked by output > 0.
@@ -691,15 +696,7 @@ impl CustomOp2 for ReluGrad {
         }
         let g = contiguous_f32(s1, l1, "gradient")?;
         let y = contiguous_f32(s2, l2, "output")?;
-        let mut out = vec![0f32; g.len()];
-        out.par_chunks_mut(1 << 16).zip(g.par_chunks(1 << 16).zip(y.par_chunks(1 << 16))).for_each(
-            |(o, (g, y))| {
-                for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
-                    *o = if *y > 0.0 { *g } else { 0.0 };
-                }
-            },
-        );
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((CpuStorage::F32(map2(g, y, |g, y| if y > 0.0 { g } else { 0.0 })), l1.shape().clone()))
     }
 }
 
